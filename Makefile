@@ -1,0 +1,42 @@
+# HMM rewrite: entry points. Each target runs one script under scripts/; every
+# script is re-runnable and rebuilds only what changed. Outputs go to build/.
+
+.PHONY: run check shell kernel base-kernel patches deps tree clean help
+
+help:
+	@echo "make run          build and boot the patched kernel in QEMU, show HMM working"
+	@echo "make check        build and run every test (KTAP, ends with 'N passed, N failed, N skipped')"
+	@echo "make shell        boot the test VM to an interactive shell"
+	@echo "make kernel       build the patched kernel (prints the bzImage path)"
+	@echo "make base-kernel  build the pristine base with the same config"
+	@echo "make patches      write the series as git format-patch files to build/patches/"
+	@echo "make clean        remove build/ (ccache is kept)"
+
+run:
+	@scripts/run.sh
+
+check:
+	@scripts/check.sh
+
+shell: kernel
+	@scripts/build-user.sh
+	@scripts/vm.sh shell
+
+kernel: deps tree
+	@scripts/build-kernel.sh ours
+
+base-kernel: deps
+	@scripts/tree.sh --with-base
+	@scripts/build-kernel.sh base
+
+patches: deps
+	@scripts/patches.sh
+
+deps:
+	@scripts/deps.sh
+
+tree:
+	@scripts/tree.sh
+
+clean:
+	rm -rf build
