@@ -67,7 +67,7 @@ for desc in "$TOP"/series/*.txt; do
 	tip=$(git_src commit-tree "$tree" -p "$tip" -F "$msg")
 	n=$((n + 1))
 done
-( cd "$TOP/kernel" && find . -type f -printf '%P\n' ) | sort >"$msg"
+( cd "$TOP/kernel" && find . -type f ! -name .keep -printf '%P\n' ) | sort >"$msg"
 unclaimed=$(sort "$claimed" | comm -23 "$msg" -)
 [ -z "$unclaimed" ] || die "files under kernel/ belong to no patch in series/: $(echo $unclaimed)"
 unset GIT_INDEX_FILE
