@@ -3,7 +3,8 @@
 
 Usage: ktap-summary.py RESULT_DIR...
 
-Each RESULT_DIR is what scripts/vm.sh left: results.txt (the guest's result
+Each RESULT_DIR is what scripts/vm.sh left (a host-side step may leave the
+same results.txt without console.txt: then only its suites are reported): results.txt (the guest's result
 channel, suites framed by "@@HMM BEGIN name" / "@@HMM END name rc") and
 console.txt (the kernel log). For every boot this reports:
   - each suite as a KTAP subtest holding every test case's result,
@@ -128,6 +129,8 @@ def main(dirs):
             if not cases:
                 cases.append(Case(False, 'ran', '', ['# produced no results']))
             top.append(('%s.%s' % (tag, name), cases, notes))
+        if not os.path.exists(os.path.join(d, 'console.txt')):
+            continue    # a host-side suite (no VM): its suites are all there is
         kunit = kunit_blocks(console)
         if kunit:
             cases, _ = leaf_cases(kunit)
