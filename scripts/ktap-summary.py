@@ -48,9 +48,15 @@ def leaf_cases(lines):
     leaf unless it closes a deeper subtest that ended just before it."""
     cases, diag, plan = [], [], None
     prev_indent = None
+    subtests = []   # (indent, name) of the enclosing "# Subtest:" lines
     for line in lines:
         m = RESULT.match(line)
         if not m:
+            st = re.match(r'^(\s*)# Subtest: (.*)$', line)
+            if st:
+                depth = len(st.group(1))
+                subtests = [t for t in subtests if t[0] < depth] + [(depth, st.group(2).strip())]
+                continue
             p = PLAN.match(line)
             if p and plan is None and not line.startswith(' '):
                 plan = int(p.group(1))
@@ -61,10 +67,12 @@ def leaf_cases(lines):
         directive = m.group(5) or ''
         if prev_indent is not None and prev_indent > indent:
             prev_indent = indent
+            subtests = [t for t in subtests if t[0] <= indent]
             diag = []
             continue
         prev_indent = indent
-        cases.append(Case(m.group(2) == 'ok', m.group(4).strip(), directive, diag[-12:]))
+        name = '.'.join([t[1] for t in subtests if t[0] <= indent] + [m.group(4).strip()])
+        cases.append(Case(m.group(2) == 'ok', name, directive, diag[-12:]))
         diag = []
     return cases, plan
 
@@ -118,7 +126,7 @@ def main(dirs):
                 running = [l for l in lines if l.startswith('#  RUN ')]
                 cases.append(Case(False, 'missing-results', '',
                                   ['# %d of %d tests never reported%s' % (
-                                      missing, plan, '; last started: ' + running[-1][7:].strip()
+                                      missing, plan, '; last started: ' + running[-1][7:].strip(' .')
                                       if running else '')]))
             if rc is None:
                 cases.append(Case(False, 'finished', '', ['# the suite never finished']))
@@ -141,10 +149,10 @@ def main(dirs):
         done = any(l.startswith('@@HMM DONE') for l in results)
         why = []
         if not done:
-            running = [l for l in results if l.startswith(('#  RUN ', '@@HMM BEGIN '))]
+            running = [re.sub(r'^(#  RUN|@@HMM BEGIN)\s+|\s*\.\.\.$', '', l) for l in results
+                       if l.startswith(('#  RUN ', '@@HMM BEGIN '))]
             why = ['# VM hung or died%s' % (
-                ('; it was running: ' + running[-1].split(' ', 2)[-1].strip()) if running else
-                ' before any test started')]
+                ('; it was running: ' + running[-1]) if running else ' before any test started')]
             why += ['# ' + l for l in results if l.startswith('VM TIMEOUT')]
         top.append(('%s.vm' % tag, [Case(done, 'finished', '', why)], []))
 
