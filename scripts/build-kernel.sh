@@ -49,7 +49,7 @@ mv "$frag.new" "$frag"
 log=$LOGS/build-$variant.log
 step "building the $variant kernel ($(tree_version "$src"), make -j$JOBS, log: ${log#$TOP/})"
 total=$(cat "$obj/.objcount" 2>/dev/null || echo 2600)
-( while sleep 60; do
+( while sleep 60 </dev/null >/dev/null 2>&1; do
 	n=$(grep -cE '^  (CC|AS|LD|AR)' "$log" 2>/dev/null || true)
 	printf '    ... %d%% (%d steps of ~%d, %dm so far)\n' $((n * 100 / (total ? total : 1))) "$n" "$total" $(((SECONDS - step_start) / 60))
   done ) &
