@@ -2,6 +2,7 @@
 # build-kernel.sh VARIANT: configure and build one kernel with ccache.
 #   ours   the assembled series (build/src), configs/base + hmm fragments
 #   base   the pristine base tree (build/src-base), the same config
+#   debug  the assembled series with configs/debug.config on top (KASAN, lockdep, ...)
 #   bisect a prefix of the series checked out in build/bisect (series-check.sh)
 # KCONFIG_LENIENT=1 accepts fragment options the tree does not define (a
 # prefix of the series may predate a symbol the series adds).
@@ -9,12 +10,13 @@
 # only when the merged configuration changes.
 source "$(dirname "$0")/lib.sh"
 
-variant=${1:?usage: build-kernel.sh ours|base}
+variant=${1:?usage: build-kernel.sh ours|base|debug|bisect}
 case $variant in
 ours) src=$SRC;      frags=(base hmm) ;;
 base) src=$BASE_SRC; frags=(base hmm) ;;
 bisect) src=$BUILD/bisect; frags=(base hmm) ;;
-*) die "unknown kernel variant '$variant' (ours, base, bisect)" ;;
+debug) src=$SRC;     frags=(base hmm debug) ;;
+*) die "unknown kernel variant '$variant' (ours, base, bisect, debug)" ;;
 esac
 [ -f "$src/Makefile" ] || die "$src is missing: run scripts/tree.sh${variant/ours/}${variant/base/ --with-base} first"
 # The object directory sits directly inside the source tree, so kbuild uses
