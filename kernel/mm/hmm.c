@@ -213,7 +213,7 @@ static void hmm_report_block(struct hmm_walk *hw, unsigned long addr,
 }
 
 /*
- * A block of pages mapped by one lockless entry (PMD leaf or hole): fault it
+ * A block of pages mapped by one lockless entry (PUD or PMD leaf, hole): fault it
  * if some page asks for more than @cpu_flags, otherwise report it.
  */
 static int hmm_walk_block(struct mm_walk *walk, unsigned long addr,
@@ -276,35 +276,28 @@ static int hmm_walk_hole(unsigned long addr, unsigned long end,
 }
 
 #ifdef CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD
-/* PUD level: report a PUD-sized devmap mapping, or descend. */
+/* PUD level: report a PUD-sized (devmap) mapping, or descend. */
 static int hmm_walk_pud(pud_t *pudp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
 	struct hmm_walk *hw = walk->private;
 	unsigned long cpu_flags;
-	spinlock_t *ptl;	/* the PUD's page-table lock */
 	pud_t pud;
 
 	if (hmm_walk_invalidated(hw, addr))
 		return -EBUSY;
-	ptl = pud_trans_huge_lock(pudp, walk->vma);
-	if (!ptl)
-		return 0;
-	lockdep_assert_held(ptl);
+	/* Read without the PUD lock, like a PMD (see the protocol above). */
 	pud = pudp_get(pudp);
+	if (!pud_present(pud) || !(pud_trans_huge(pud) || pud_devmap(pud)))
+		return 0;
+	/* Handled here: the walker must neither split nor descend. */
 	walk->action = ACTION_CONTINUE;
 	cpu_flags = HMM_PFN_VALID | hmm_order_flags(PUD_SHIFT - PAGE_SHIFT);
 	if (pud_write(pud))
 		cpu_flags |= HMM_PFN_WRITE;
-	if (hmm_wants_fault(hw, addr, end, cpu_flags)) {
-		spin_unlock(ptl);
-		return hmm_fault(walk, addr, end, cpu_flags);
-	}
-	hmm_fill_pfns(hw, addr, end,
-		      pud_pfn(pud) + ((addr & ~PUD_MASK) >> PAGE_SHIFT),
-		      cpu_flags);
-	spin_unlock(ptl);
-	return 0;
+	return hmm_walk_block(walk, addr, end,
+			      pud_pfn(pud) + ((addr & ~PUD_MASK) >> PAGE_SHIFT),
+			      cpu_flags);
 }
 #else
 #define hmm_walk_pud NULL
