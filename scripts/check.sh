@@ -2,6 +2,7 @@
 # make check: build what is needed, run every suite under THP=madvise and
 # THP=always, fold the results into one KTAP document (also kept in
 # build/results/check.ktap) ending in "N passed, N failed, N skipped".
+# The driver-compatibility build (scripts/compat.sh) is summarised with them.
 source "$(dirname "$0")/lib.sh"
 
 "$TOP/scripts/deps.sh"
@@ -13,6 +14,8 @@ for thp in madvise always; do
 	"$TOP/scripts/vm.sh" check "$thp"
 	dirs+=("$BUILD/results/check-$thp-ours")
 done
+"$TOP/scripts/compat.sh"
+dirs+=("$BUILD/results/compat")
 step "summarising (full logs under build/results/)"
 echo
 set +e
