@@ -392,13 +392,24 @@ absent:
 	return HMM_PTE_REPORT;
 }
 
+/* Would the page with this PTE, asking for @req, need a fault? */
+static bool hmm_pte_needs_fault(struct mm_walk *walk, unsigned long addr,
+				pte_t pte, unsigned long req)
+{
+	unsigned long val;
+
+	if (hmm_pte_plain(pte))
+		return req & ~hmm_pte_cpu_flags(pte);
+	return hmm_pte_slow(walk, addr, pte, req, &val) == HMM_PTE_FAULT;
+}
+
 /*
- * PTE level: report each PTE of one table. A page that needs a fault starts a
- * run of consecutive such pages; at the first page after it, the table is
- * left and the run is faulted in one go (nothing of the run or after it is
- * written, so the next pass still finds the requests there).
- * @may_fault is constant in each caller so that a snapshot never reads the
- * requests.
+ * PTE level: report each PTE of one table. The loop reports plain PTEs
+ * without leaving it; anything else goes through hmm_pte_slow(). A page that
+ * needs a fault starts a run of consecutive such pages, which is faulted in
+ * one go; nothing from the run on is written, so the next pass still finds
+ * the requests there. @may_fault is constant in each caller so that a
+ * snapshot never reads the requests.
  */
 static __always_inline int hmm_walk_ptes(struct mm_walk *walk, pmd_t *pmdp,
 					 unsigned long addr, unsigned long end,
@@ -406,8 +417,8 @@ static __always_inline int hmm_walk_ptes(struct mm_walk *walk, pmd_t *pmdp,
 {
 	struct hmm_walk *hw = walk->private;
 	unsigned long *out = hmm_slot(hw, addr);
-	unsigned long run = end;	/* first page to fault; end: none */
-	enum hmm_pte_action act;
+	enum hmm_pte_action act = HMM_PTE_REPORT;
+	unsigned long run, val;
 	pte_t *first, *ptep;
 
 	first = pte_offset_map(pmdp, addr);
@@ -419,38 +430,39 @@ static __always_inline int hmm_walk_ptes(struct mm_walk *walk, pmd_t *pmdp,
 	for (ptep = first; addr < end; addr += PAGE_SIZE, ptep++, out++) {
 		pte_t pte = ptep_get(ptep);
 		unsigned long req = may_fault ? hmm_req(hw, *out) : 0;
-		unsigned long val;
+		unsigned long cpu_flags;
 
 		if (likely(hmm_pte_plain(pte))) {
-			unsigned long cpu_flags = hmm_pte_cpu_flags(pte);
-
-			act = (req & ~cpu_flags) ? HMM_PTE_FAULT : HMM_PTE_REPORT;
-			val = pte_pfn(pte) | cpu_flags;
-		} else {
-			act = hmm_pte_slow(walk, addr, pte, req, &val);
-		}
-		if (likely(act == HMM_PTE_REPORT) && run == end) {
-			*out = val;
-			continue;
-		}
-		if (act == HMM_PTE_FAULT) {
-			if (run == end)
-				run = addr;
-			continue;
-		}
-		if (run != end)
+			cpu_flags = hmm_pte_cpu_flags(pte);
+			if (likely(!(req & ~cpu_flags))) {
+				*out = pte_pfn(pte) | cpu_flags;
+				continue;
+			}
+			act = HMM_PTE_FAULT;
 			break;
+		}
+		act = hmm_pte_slow(walk, addr, pte, req, &val);
+		if (act != HMM_PTE_REPORT)
+			break;
+		*out = val;
+	}
+	if (act == HMM_PTE_FAULT) {
+		/* Extend the run over the following pages that need one too. */
+		for (run = addr; addr < end; addr += PAGE_SIZE, ptep++, out++)
+			if (!hmm_pte_needs_fault(walk, addr, ptep_get(ptep),
+						 hmm_req(hw, *out)))
+				break;
 		pte_unmap(first);
-		if (act == HMM_PTE_FAIL)
-			return -EFAULT;
-		hw->last = addr;
-		migration_entry_wait(walk->mm, pmdp, addr);
-		return -EBUSY;
+		return hmm_fault(walk, run, addr, 0);
 	}
 	pte_unmap(first);
-	if (run != end)
-		return hmm_fault(walk, run, addr, 0);
-	return 0;
+	if (act == HMM_PTE_REPORT)
+		return 0;
+	if (act == HMM_PTE_FAIL)
+		return -EFAULT;
+	hw->last = addr;
+	migration_entry_wait(walk->mm, pmdp, addr);
+	return -EBUSY;
 }
 
 /* PMD level: a huge mapping, a migration entry, or a PTE table. */
