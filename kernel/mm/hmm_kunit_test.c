@@ -15,6 +15,9 @@
 #include <linux/hmm.h>
 #include <linux/huge_mm.h>
 #include <linux/hugetlb.h>
+#include <linux/ioport.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
@@ -625,6 +628,176 @@ static void hmm_hugetlb_page_is_reported_with_its_order(struct kunit *test)
 #endif
 }
 
+/*
+ * Device-private memory: a small pagemap of our own, with a page of the
+ * test's memory migrated into it. Its owner sees the device page, any other
+ * owner sees nothing, or the page migrated back when it asks for a fault.
+ */
+#define HK_DEV_SIZE	(2UL << 20)
+
+struct hk_device {
+	struct dev_pagemap pgmap;
+	struct resource *res;
+	unsigned long next_pfn;
+	unsigned int to_ram;
+};
+
+static void hk_dev_page_free(struct page *page)
+{
+}
+
+static vm_fault_t hk_dev_migrate_to_ram(struct vm_fault *vmf)
+{
+	struct hk_device *dev = container_of(vmf->page->pgmap, struct hk_device, pgmap);
+	unsigned long src = 0, dst = 0;
+	struct migrate_vma args = {
+		.vma = vmf->vma,
+		.start = vmf->address & PAGE_MASK,
+		.end = (vmf->address & PAGE_MASK) + PAGE_SIZE,
+		.src = &src,
+		.dst = &dst,
+		.pgmap_owner = dev,
+		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+		.fault_page = vmf->page,
+	};
+	struct page *page;
+
+	if (migrate_vma_setup(&args))
+		return VM_FAULT_SIGBUS;
+	if (src & MIGRATE_PFN_MIGRATE) {
+		page = alloc_page_vma(GFP_HIGHUSER_MOVABLE, vmf->vma, vmf->address);
+		if (page) {
+			lock_page(page);
+			dst = migrate_pfn(page_to_pfn(page));
+		}
+	}
+	migrate_vma_pages(&args);
+	migrate_vma_finalize(&args);
+	dev->to_ram++;
+	return 0;
+}
+
+static const struct dev_pagemap_ops hk_dev_ops = {
+	.page_free = hk_dev_page_free,
+	.migrate_to_ram = hk_dev_migrate_to_ram,
+};
+
+static void hk_dev_remove(void *data)
+{
+	struct hk_device *dev = data;
+
+	memunmap_pages(&dev->pgmap);
+	release_mem_region(dev->res->start, resource_size(dev->res));
+}
+
+static struct hk_device *hk_device(struct kunit *test)
+{
+	struct hk_device *dev = kunit_kzalloc(test, sizeof(*dev), GFP_KERNEL);
+	void *addr;
+
+	KUNIT_ASSERT_NOT_NULL(test, dev);
+	dev->res = request_free_mem_region(&iomem_resource, HK_DEV_SIZE, "hmm-kunit");
+	if (IS_ERR(dev->res))
+		kunit_skip(test, "no free physical range: %ld", PTR_ERR(dev->res));
+	dev->pgmap.type = MEMORY_DEVICE_PRIVATE;
+	dev->pgmap.range.start = dev->res->start;
+	dev->pgmap.range.end = dev->res->end;
+	dev->pgmap.nr_range = 1;
+	dev->pgmap.ops = &hk_dev_ops;
+	dev->pgmap.owner = dev;
+	addr = memremap_pages(&dev->pgmap, numa_node_id());
+	if (IS_ERR(addr)) {
+		release_mem_region(dev->res->start, resource_size(dev->res));
+		kunit_skip(test, "memremap_pages() failed: %ld", PTR_ERR(addr));
+	}
+	dev->next_pfn = PHYS_PFN(dev->res->start);
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, hk_dev_remove, dev));
+	return dev;
+}
+
+/* Migrate the page at @addr into @dev; return the device PFN. */
+static unsigned long hk_dev_migrate(struct kunit *test, struct hk_device *dev,
+				    unsigned long addr)
+{
+	unsigned long src = 0, dst = 0, pfn = dev->next_pfn++;
+	struct migrate_vma args = {
+		.start = addr,
+		.end = addr + PAGE_SIZE,
+		.src = &src,
+		.dst = &dst,
+		.pgmap_owner = dev,
+		.flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	int ret;
+
+	mmap_read_lock(current->mm);
+	args.vma = vma_lookup(current->mm, addr);
+	ret = args.vma ? migrate_vma_setup(&args) : -EINVAL;
+	if (!ret) {
+		if (src & MIGRATE_PFN_MIGRATE) {
+			zone_device_page_init(pfn_to_page(pfn));
+			dst = migrate_pfn(pfn) | MIGRATE_PFN_WRITE;
+		}
+		migrate_vma_pages(&args);
+		migrate_vma_finalize(&args);
+	}
+	mmap_read_unlock(current->mm);
+	KUNIT_ASSERT_EQ(test, ret, 0);
+	KUNIT_ASSERT_TRUE_MSG(test, src & MIGRATE_PFN_MIGRATE, "page not migrated");
+	return pfn;
+}
+
+static void hmm_device_private_page_depends_on_owner(struct kunit *test)
+{
+	const unsigned long n = 2;
+	unsigned long addr = hk_mmap(test, NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct hk_mirror *m = hk_mirror(test, addr, n << PAGE_SHIFT);
+	unsigned long *pfns = hk_pfns(test, n, 0);
+	struct hk_device *dev = hk_device(test);
+	unsigned long dpfn;
+	int ret, tries = 0;
+
+	hk_write_byte(test, addr);
+	hk_write_byte(test, addr + PAGE_SIZE);
+	dpfn = hk_dev_migrate(test, dev, addr);
+
+	/* hk_walk*() pass the mirror itself as owner: not the device. */
+	KUNIT_ASSERT_EQ(test, 0, hk_walk(m, addr, n, 0, pfns));
+	KUNIT_EXPECT_EQ(test, pfns[0], 0UL);
+	KUNIT_EXPECT_EQ(test, pfns[1] & HK_OUT_FLAGS,
+			(unsigned long)(HMM_PFN_VALID | HMM_PFN_WRITE));
+
+	/* The owner gets the device page as it is, writable. */
+	do {
+		struct hmm_range range = {
+			.notifier = &m->notifier,
+			.start = addr,
+			.end = addr + (n << PAGE_SHIFT),
+			.hmm_pfns = pfns,
+			.default_flags = HK_REQ_READ,
+			.dev_private_owner = dev,
+		};
+
+		range.notifier_seq = mmu_interval_read_begin(&m->notifier);
+		mmap_read_lock(current->mm);
+		ret = hmm_range_fault(&range);
+		mmap_read_unlock(current->mm);
+	} while (ret == -EBUSY && ++tries < 8);
+	KUNIT_ASSERT_EQ(test, ret, 0);
+	KUNIT_EXPECT_EQ(test, pfns[0], dpfn | HMM_PFN_VALID | HMM_PFN_WRITE);
+	KUNIT_EXPECT_EQ(test, dev->to_ram, 0U);
+
+	/* Anyone else asking for a fault brings it back to system memory. */
+	KUNIT_ASSERT_EQ(test, 0, hk_walk(m, addr, n, HK_REQ_READ, pfns));
+	KUNIT_EXPECT_EQ(test, dev->to_ram, 1U);
+	KUNIT_EXPECT_TRUE(test, pfns[0] & HMM_PFN_VALID);
+	KUNIT_EXPECT_NE(test, pfns[0] & ~HMM_PFN_FLAGS, dpfn);
+	KUNIT_EXPECT_FALSE(test, is_device_private_page(hmm_pfn_to_page(pfns[0])));
+
+	/* Drop every device page before the pagemap goes away. */
+	KUNIT_EXPECT_EQ(test, 0, vm_munmap(addr, n << PAGE_SHIFT));
+}
+
 static struct kunit_case hmm_mirror_cases[] = {
 	KUNIT_CASE_PARAM(hmm_pfn_encoding_round_trips, hk_order_gen_params),
 	KUNIT_CASE(hmm_pfn_flags_keep_their_bits),
@@ -641,6 +814,7 @@ static struct kunit_case hmm_mirror_cases[] = {
 	KUNIT_CASE(hmm_thp_is_reported_with_pmd_order),
 	KUNIT_CASE(hmm_huge_zero_page_is_read_only),
 	KUNIT_CASE(hmm_hugetlb_page_is_reported_with_its_order),
+	KUNIT_CASE(hmm_device_private_page_depends_on_owner),
 	{}
 };
 
