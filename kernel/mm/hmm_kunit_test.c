@@ -21,6 +21,7 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
+#include <linux/workqueue.h>
 
 #define HK_REQ_READ	HMM_PFN_REQ_FAULT
 #define HK_REQ_WRITE	(HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)
@@ -798,6 +799,75 @@ static void hmm_device_private_page_depends_on_owner(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0, vm_munmap(addr, n << PAGE_SHIFT));
 }
 
+/*
+ * A migration left half done: migrate_vma_setup() has put a migration entry
+ * in the PTE, and a work item finishes the migration (aborting it, so the
+ * original page comes back) a little later.
+ */
+struct hk_migration {
+	struct migrate_vma args;
+	unsigned long src, dst;
+	struct delayed_work work;
+	bool done;
+};
+
+static void hk_migration_finish(struct work_struct *work)
+{
+	struct hk_migration *mig = container_of(to_delayed_work(work),
+						struct hk_migration, work);
+
+	mig->dst = 0;
+	migrate_vma_pages(&mig->args);
+	migrate_vma_finalize(&mig->args);
+	WRITE_ONCE(mig->done, true);
+}
+
+static void hmm_walk_waits_for_a_migration_entry(struct kunit *test)
+{
+	unsigned long addr = hk_mmap(test, NULL, 1, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct hk_mirror *m = hk_mirror(test, addr, PAGE_SIZE);
+	struct hk_migration *mig = kunit_kzalloc(test, sizeof(*mig), GFP_KERNEL);
+	unsigned long *pfns = hk_pfns(test, 1, 0);
+	unsigned long before;
+	int ret;
+
+	KUNIT_ASSERT_NOT_NULL(test, mig);
+	hk_write_byte(test, addr);
+	KUNIT_ASSERT_EQ(test, 0, hk_walk(m, addr, 1, 0, pfns));
+	before = pfns[0];
+
+	mig->args = (struct migrate_vma) {
+		.start = addr,
+		.end = addr + PAGE_SIZE,
+		.src = &mig->src,
+		.dst = &mig->dst,
+		.pgmap_owner = m,
+		.flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	INIT_DELAYED_WORK(&mig->work, hk_migration_finish);
+	mmap_read_lock(current->mm);
+	mig->args.vma = vma_lookup(current->mm, addr);
+	ret = migrate_vma_setup(&mig->args);
+	mmap_read_unlock(current->mm);
+	KUNIT_ASSERT_EQ(test, ret, 0);
+	schedule_delayed_work(&mig->work, msecs_to_jiffies(500));
+	if (!(mig->src & MIGRATE_PFN_MIGRATE)) {
+		flush_delayed_work(&mig->work);
+		kunit_skip(test, "the page could not be isolated for migration");
+	}
+
+	/* A snapshot reads the migration entry as not present... */
+	KUNIT_EXPECT_EQ(test, 0, hk_walk(m, addr, 1, 0, pfns));
+	KUNIT_EXPECT_EQ(test, pfns[0], 0UL);
+	KUNIT_EXPECT_FALSE(test, READ_ONCE(mig->done));
+	/* ... a fault request waits for the migration to end. */
+	ret = hk_walk(m, addr, 1, HK_REQ_READ, pfns);
+	KUNIT_EXPECT_TRUE(test, READ_ONCE(mig->done));
+	flush_delayed_work(&mig->work);
+	KUNIT_EXPECT_EQ(test, ret, 0);
+	KUNIT_EXPECT_EQ(test, pfns[0], before);
+}
+
 static struct kunit_case hmm_mirror_cases[] = {
 	KUNIT_CASE_PARAM(hmm_pfn_encoding_round_trips, hk_order_gen_params),
 	KUNIT_CASE(hmm_pfn_flags_keep_their_bits),
@@ -815,6 +885,7 @@ static struct kunit_case hmm_mirror_cases[] = {
 	KUNIT_CASE(hmm_huge_zero_page_is_read_only),
 	KUNIT_CASE(hmm_hugetlb_page_is_reported_with_its_order),
 	KUNIT_CASE(hmm_device_private_page_depends_on_owner),
+	KUNIT_CASE(hmm_walk_waits_for_a_migration_entry),
 	{}
 };
 
