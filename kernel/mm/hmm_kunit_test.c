@@ -31,6 +31,7 @@
 struct hk_mirror {
 	struct mmu_interval_notifier notifier;
 	struct mm_struct *mm;
+	void *owner;		/* dev_private_owner of the walks */
 	unsigned int invalidations;
 };
 
@@ -64,6 +65,7 @@ static struct hk_mirror *hk_mirror(struct kunit *test, unsigned long start,
 
 	KUNIT_ASSERT_NOT_NULL(test, m);
 	m->mm = current->mm;
+	m->owner = m;
 	ret = mmu_interval_notifier_insert(&m->notifier, m->mm, start, len,
 					   &hk_mirror_ops);
 	KUNIT_ASSERT_EQ(test, ret, 0);
@@ -112,7 +114,7 @@ static int hk_walk_once(struct hk_mirror *m, unsigned long start,
 		.hmm_pfns = pfns,
 		.default_flags = default_flags,
 		.pfn_flags_mask = mask,
-		.dev_private_owner = m,
+		.dev_private_owner = m->owner,
 	};
 	int ret;
 
@@ -756,35 +758,21 @@ static void hmm_device_private_page_depends_on_owner(struct kunit *test)
 	unsigned long *pfns = hk_pfns(test, n, 0);
 	struct hk_device *dev = hk_device(test);
 	unsigned long dpfn;
-	int ret, tries = 0;
 
 	hk_write_byte(test, addr);
 	hk_write_byte(test, addr + PAGE_SIZE);
 	dpfn = hk_dev_migrate(test, dev, addr);
 
-	/* hk_walk*() pass the mirror itself as owner: not the device. */
+	/* The mirror is not the device's owner (yet). */
 	KUNIT_ASSERT_EQ(test, 0, hk_walk(m, addr, n, 0, pfns));
 	KUNIT_EXPECT_EQ(test, pfns[0], 0UL);
 	KUNIT_EXPECT_EQ(test, pfns[1] & HK_OUT_FLAGS,
 			(unsigned long)(HMM_PFN_VALID | HMM_PFN_WRITE));
 
 	/* The owner gets the device page as it is, writable. */
-	do {
-		struct hmm_range range = {
-			.notifier = &m->notifier,
-			.start = addr,
-			.end = addr + (n << PAGE_SHIFT),
-			.hmm_pfns = pfns,
-			.default_flags = HK_REQ_READ,
-			.dev_private_owner = dev,
-		};
-
-		range.notifier_seq = mmu_interval_read_begin(&m->notifier);
-		mmap_read_lock(current->mm);
-		ret = hmm_range_fault(&range);
-		mmap_read_unlock(current->mm);
-	} while (ret == -EBUSY && ++tries < 8);
-	KUNIT_ASSERT_EQ(test, ret, 0);
+	m->owner = dev;
+	KUNIT_ASSERT_EQ(test, 0, hk_walk(m, addr, n, HK_REQ_READ, pfns));
+	m->owner = m;
 	KUNIT_EXPECT_EQ(test, pfns[0], dpfn | HMM_PFN_VALID | HMM_PFN_WRITE);
 	KUNIT_EXPECT_EQ(test, dev->to_ram, 0U);
 
