@@ -3,6 +3,7 @@
 # THP=always, run the series checks (checkpatch, kernel-doc, W=1/sparse,
 # git am, bisect builds), fold the results into one KTAP document (also kept
 # in build/results/check.ktap) ending in "N passed, N failed, N skipped".
+# The driver-compatibility build (scripts/compat.sh) is summarised with them.
 source "$(dirname "$0")/lib.sh"
 
 "$TOP/scripts/deps.sh"
@@ -14,6 +15,8 @@ for thp in madvise always; do
 	"$TOP/scripts/vm.sh" check "$thp"
 	dirs+=("$BUILD/results/check-$thp-ours")
 done
+"$TOP/scripts/compat.sh"
+dirs+=("$BUILD/results/compat")
 "$TOP/scripts/series-check.sh"
 dirs+=("$BUILD/results/series")
 step "summarising (full logs under build/results/)"
