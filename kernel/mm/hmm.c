@@ -542,16 +542,17 @@ static int hmm_walk_hugetlb(pte_t *ptep, unsigned long hmask,
 	spin_unlock(ptl);
 	return 0;
 }
-#else
-#define hmm_walk_hugetlb NULL
 #endif
 
+/* One callback per level; the walk takes the mmap lock's read side as given. */
 static const struct mm_walk_ops hmm_walk_ops = {
 	.test_walk	= hmm_walk_vma,
 	.pud_entry	= hmm_walk_pud,
 	.pmd_entry	= hmm_walk_pmd,
 	.pte_hole	= hmm_walk_hole,
+#ifdef CONFIG_HUGETLB_PAGE
 	.hugetlb_entry	= hmm_walk_hugetlb,
+#endif
 	.walk_lock	= PGWALK_RDLOCK,
 };
 
