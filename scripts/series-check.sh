@@ -9,7 +9,7 @@
 #   git-am       the format-patch files apply with git am on the pristine base
 #                and give exactly the tree of the series
 #   bisect       every prefix of the series builds (bzImage); a prefix that
-#                built once is remembered by its tree hash
+#                built once is remembered by its tree hash (in ~/.cache)
 # Needs the assembled tree (tree.sh) and the kernel config (build-kernel.sh ours).
 source "$(dirname "$0")/lib.sh"
 
@@ -109,7 +109,9 @@ done_step
 step "building every prefix of the series (bisectability)"
 suite bisect
 bis=$BUILD/bisect
-okdir=$BUILD/bisect-ok
+# Kept outside build/ like ccache, so a fresh clone on the same machine does
+# not rebuild prefixes already proven to build.
+okdir=${XDG_CACHE_HOME:-$HOME/.cache}/hmm-series/bisect-ok
 mkdir -p "$okdir"
 for c in $(git -C "$SRC" rev-list --reverse base..hmm); do
 	name=$(git -C "$SRC" log -1 --format='%s' "$c")
