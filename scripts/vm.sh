@@ -47,7 +47,7 @@ fi
 tr -d '\r' <"$out/results.log" >"$out/results.txt"
 tr -d '\r' <"$out/console.log" >"$out/console.txt"
 grep -q '^@@HMM DONE' "$out/results.txt" || {
-	running=$(grep -E '^#  RUN |^@@HMM BEGIN' "$out/results.txt" | tail -n 1)
+	running=$(grep -E '^#  RUN |^@@HMM BEGIN' "$out/results.txt" | tail -n 1 || true)
 	done_step "VM did not finish (qemu exit $rc); last started: ${running:-nothing}"
 	exit 0
 }
