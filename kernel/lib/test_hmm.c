@@ -31,9 +31,13 @@
  *    use GFP_NOWAIT and user memory is only touched with pt_lock dropped.
  *
  * The one invalidation the callback ignores is the MMU_NOTIFY_EXCLUSIVE that
- * make_device_exclusive_range() issues on behalf of this very context: the
- * caller is about to install the atomic entries itself, under the same
- * sequence check.
+ * make_device_exclusive_range() issues on behalf of this very context (the
+ * owner tag is the context): it falls between the caller's sequence sample
+ * and its retry check, and the caller installs the atomic entries itself.
+ *
+ * Migrations need no exception. They invalidate the whole range, also the
+ * pages that stay put; afterwards the migrating context maps what lives in
+ * its device memory again through hmm_range_fault(), like any fault.
  */
 #include <linux/cdev.h>
 #include <linux/device.h>
@@ -668,51 +672,92 @@ static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *a
 	return ret;
 }
 
-/*
- * After migrate_vma_pages(): map what moved in the mirror, if nothing has
- * invalidated the range since @seq, and copy the range into @bounce the way
- * the device now sees it. Counts the pages migrated in *@moved; returns
- * -ENOENT if some page neither moved nor was mirrored before.
- */
-static int dmirror_publish(struct dmirror *dmirror, struct migrate_vma *args,
-			   unsigned long seq, char *bounce, unsigned long *moved)
+static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
 {
-	unsigned long i, addr;
-	bool valid;
-	int ret = 0;
-
-	mutex_lock(&dmirror->pt_lock);
-	valid = !mmu_interval_read_retry(&dmirror->notifier, seq);
-	for (i = 0, addr = args->start; addr < args->end; i++, addr += PAGE_SIZE) {
-		char *out = bounce + i * PAGE_SIZE;
-		struct page *dpage = migrate_pfn_to_page(args->dst[i]);
-		char *kaddr;
-
-		if (dpage && (args->src[i] & MIGRATE_PFN_MIGRATE)) {
-			kaddr = kmap_local_page(dmirror_data_page(dpage));
-			memcpy(out, kaddr, PAGE_SIZE);
-			kunmap_local(kaddr);
-			/* A failed store only costs a device fault later. */
-			if (valid)
-				dmirror_pt_set(dmirror, addr, dpage,
-					       args->src[i] & MIGRATE_PFN_WRITE ?
-					       DPTE_WRITE : 0);
-			(*moved)++;
-		} else if (dmirror_pt_copy(dmirror, addr, addr + PAGE_SIZE, out,
-					   false) == addr) {
-			ret = -ENOENT;
-		}
-	}
-	mutex_unlock(&dmirror->pt_lock);
-	return ret;
+	return (is_device_private_page(page) || is_device_coherent_page(page)) &&
+	       page->pgmap->owner == mdevice;
 }
 
+/*
+ * The outcome of a migration into device memory, as the device sees it:
+ * map every page of [start, end) that now lives in this device's memory,
+ * whether it just moved or was there already, count it in cmd->cpages and
+ * copy the range to the user buffer. Returns -ENOENT if some page is not in
+ * this device's memory.
+ */
+static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			       unsigned long start, unsigned long end)
+{
+	char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long pfns[DMIRROR_BATCH];
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.hmm_pfns = pfns,
+		.dev_private_owner = dmirror->mdevice,
+	};
+	unsigned long addr, i;
+	bool missing = false;
+	char *bounce;
+	int ret = 0;
+
+	bounce = dmirror_bounce(end - start);
+	if (!bounce)
+		return -ENOMEM;
+
+	for (addr = start; addr < end; addr = range.end) {
+		range.start = addr;
+		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		ret = dmirror_range_lock(dmirror, &range);
+		if (ret)
+			break;
+		for (i = 0; addr + i * PAGE_SIZE < range.end; i++) {
+			struct page *page = hmm_pfn_to_page(pfns[i]);
+			char *kaddr;
+
+			if (!(pfns[i] & HMM_PFN_VALID) || !dmirror_owns(dmirror->mdevice, page)) {
+				missing = true;
+				continue;
+			}
+			/* A failed store only costs a device fault later. */
+			dmirror_pt_set(dmirror, addr + i * PAGE_SIZE, page,
+				       pfns[i] & HMM_PFN_WRITE ? DPTE_WRITE : 0);
+			kaddr = kmap_local_page(dmirror_data_page(page));
+			memcpy(bounce + i * PAGE_SIZE, kaddr, PAGE_SIZE);
+			kunmap_local(kaddr);
+			cmd->cpages++;
+		}
+		mutex_unlock(&dmirror->pt_lock);
+		if (copy_to_user(uptr + (addr - start), bounce, range.end - addr)) {
+			ret = -EFAULT;
+			break;
+		}
+	}
+	kvfree(bounce);
+	return ret ?: missing ? -ENOENT : 0;
+}
+
+static unsigned long dmirror_count_moved(unsigned long *src, unsigned long *dst,
+					 unsigned long npages)
+{
+	unsigned long i, moved = 0;
+
+	for (i = 0; i < npages; i++)
+		if (dst[i] && (src[i] & MIGRATE_PFN_MIGRATE))
+			moved++;
+	return moved;
+}
+
+/*
+ * Move [start, end) into this device's memory. A page that is already there
+ * counts as done; a page that cannot be moved (shared, file-backed, in
+ * another device) makes the command fail with -ENOENT, an allocation that
+ * fails with -ENOMEM, after moving everything else.
+ */
 static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 				  struct hmm_dmirror_cmd *cmd,
 				  unsigned long start, unsigned long end)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
-	char __user *uptr = u64_to_user_ptr(cmd->ptr);
 	unsigned long src[DMIRROR_BATCH], dst[DMIRROR_BATCH];
 	struct migrate_vma args = {
 		.src = src,
@@ -720,26 +765,19 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 		.pgmap_owner = dmirror->mdevice,
 		.flags = MIGRATE_VMA_SELECT_SYSTEM,
 	};
-	int ret, alloc_ret = 0, found_ret = 0;
-	unsigned long addr, next;
-	char *bounce;
+	unsigned long addr, next, moved;
+	int ret, alloc_ret = 0;
 
 	ret = dmirror_check_vmas(mm, start, end);
 	if (ret)
 		return ret;
-	bounce = dmirror_bounce(end - start);
-	if (!bounce)
-		return -ENOMEM;
 
 	for (addr = start; addr < end; addr = next) {
-		unsigned long seq, moved = 0;
-
 		mmap_read_lock(mm);
 		args.vma = vma_lookup(mm, addr);
 		if (!args.vma || !(args.vma->vm_flags & VM_READ)) {
 			mmap_read_unlock(mm);
-			ret = -EINVAL;
-			break;
+			return -EINVAL;
 		}
 		next = min3(end, args.vma->vm_end, addr + DMIRROR_BATCH * PAGE_SIZE);
 		args.start = addr;
@@ -747,26 +785,18 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 		ret = migrate_vma_setup(&args);
 		if (ret) {
 			mmap_read_unlock(mm);
-			break;
+			return ret;
 		}
-		/* Our own invalidation is over: later ones must be noticed. */
-		seq = mmu_interval_read_begin(&dmirror->notifier);
 		alloc_ret = dmirror_fill_dev_pages(dmirror, &args) ?: alloc_ret;
 		migrate_vma_pages(&args);
-		found_ret = dmirror_publish(dmirror, &args, seq, bounce, &moved) ?:
-			    found_ret;
+		moved = dmirror_count_moved(src, dst, args.npages);
 		migrate_vma_finalize(&args);
 		mmap_read_unlock(mm);
-
-		cmd->cpages += moved;
 		dmirror_count(dmirror->mdevice, DMIRROR_MIGRATED_TO_DEV, moved);
-		if (copy_to_user(uptr + (addr - start), bounce, next - addr)) {
-			ret = -EFAULT;
-			break;
-		}
 	}
-	kvfree(bounce);
-	return ret ?: alloc_ret ?: found_ret;
+
+	ret = dmirror_device_view(dmirror, cmd, start, end);
+	return alloc_ret ?: ret;
 }
 
 /*
@@ -800,17 +830,6 @@ static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *d
 		filled++;
 	}
 	return filled;
-}
-
-static unsigned long dmirror_count_moved(unsigned long *src, unsigned long *dst,
-					 unsigned long npages)
-{
-	unsigned long i, moved = 0;
-
-	for (i = 0; i < npages; i++)
-		if (dst[i] && (src[i] & MIGRATE_PFN_MIGRATE))
-			moved++;
-	return moved;
 }
 
 static int dmirror_migrate_to_sys(struct dmirror *dmirror,
