@@ -54,6 +54,7 @@
 #include <linux/mutex.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
@@ -391,6 +392,8 @@ static int dmirror_range_lock(struct dmirror *dmirror, struct hmm_range *range)
 	int ret;
 
 	for (;;) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
@@ -409,6 +412,9 @@ static int dmirror_range_lock(struct dmirror *dmirror, struct hmm_range *range)
 	}
 }
 
+static long dmirror_migrate_home(struct dmirror *dmirror, unsigned long start,
+				 unsigned long end, bool for_write);
+
 /*
  * Make the device fault [start, end) in, readable or writable, and map the
  * result in the mirror.
@@ -423,20 +429,24 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
 		.default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
 		.dev_private_owner = dmirror->mdevice,
 	};
+	bool reserved = false, homed = false, readonly;
 	unsigned long addr, i;
-	bool reserved = false;
-	int ret;
+	long ret;
 
 	for (addr = start; addr < end; addr = range.end) {
 		range.start = addr;
 		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		homed = false;
 retry:
 		ret = dmirror_range_lock(dmirror, &range);
 		if (ret)
 			return ret;
+		readonly = false;
 		for (i = 0; addr + i * PAGE_SIZE < range.end && !ret; i++) {
 			unsigned long hpfn = pfns[i];
 
+			if (write && !(hpfn & HMM_PFN_WRITE))
+				readonly = true;
 			ret = dmirror_pt_set(dmirror, addr + i * PAGE_SIZE,
 					     hmm_pfn_to_page(hpfn),
 					     hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0);
@@ -457,6 +467,22 @@ retry:
 		}
 		if (ret)
 			return ret;
+		if (readonly) {
+			/*
+			 * hmm_range_fault() reports our own private pages as
+			 * they are, read-only ones too (COW after fork, or a
+			 * read-only vma). Writing one takes the CPU's write
+			 * fault in system memory: bring the range home and
+			 * fault it again.
+			 */
+			if (homed)
+				return -EBUSY;
+			homed = true;
+			ret = dmirror_migrate_home(dmirror, range.start, range.end, true);
+			if (ret < 0)
+				return ret;
+			goto retry;
+		}
 		dmirror_count(dmirror->mdevice, DMIRROR_DEVICE_FAULTS,
 			      (range.end - addr) >> PAGE_SHIFT);
 	}
@@ -563,7 +589,7 @@ static u8 dmirror_prot(struct dmirror *dmirror, unsigned long hpfn)
 
 	page = hmm_pfn_to_page(hpfn);
 	prot = hpfn & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
-	if (is_zero_pfn(page_to_pfn(page)) || is_huge_zero_folio(page_folio(page)))
+	if (is_zero_pfn(page_to_pfn(page)))
 		prot |= HMM_DMIRROR_PROT_ZERO;
 	else if (is_device_private_page(page))
 		prot |= page->pgmap->owner == dmirror->mdevice ?
@@ -642,25 +668,32 @@ static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
 /*
  * Fill the destination of a migration into device memory: a device page per
  * source the core collected, holding a copy of the source (or zeroes where
- * there was none). Returns -ENOMEM if some page could not be allocated; its
- * source then simply stays where it is.
+ * there was none). If a page cannot be allocated, nothing is filled and the
+ * whole batch stays where it is: returns -ENOMEM.
  */
 static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *args)
 {
 	unsigned long i;
-	int ret = 0;
 
+	memset(args->dst, 0, args->npages * sizeof(*args->dst));
 	for (i = 0; i < args->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
 		struct page *dpage;
 
-		args->dst[i] = 0;
 		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
 		dpage = dmirror_alloc_page(dmirror);
 		if (!dpage) {
-			ret = -ENOMEM;
-			continue;
+			/* Give back what this batch took, before anything moved. */
+			while (i--) {
+				dpage = migrate_pfn_to_page(args->dst[i]);
+				args->dst[i] = 0;
+				if (dpage) {
+					unlock_page(dpage);
+					put_page(dpage);
+				}
+			}
+			return -ENOMEM;
 		}
 		if (spage)
 			copy_highpage(dmirror_data_page(dpage), spage);
@@ -669,7 +702,7 @@ static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *a
 		args->dst[i] = migrate_pfn(page_to_pfn(dpage)) |
 			       (args->src[i] & MIGRATE_PFN_WRITE);
 	}
-	return ret;
+	return 0;
 }
 
 static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
@@ -750,8 +783,9 @@ static unsigned long dmirror_count_moved(unsigned long *src, unsigned long *dst,
 /*
  * Move [start, end) into this device's memory. A page that is already there
  * counts as done; a page that cannot be moved (shared, file-backed, in
- * another device) makes the command fail with -ENOENT, an allocation that
- * fails with -ENOMEM, after moving everything else.
+ * another device) makes the command fail with -ENOENT, after moving
+ * everything else. Running out of device memory stops the command with
+ * -ENOMEM; the batch that could not be allocated stays in place.
  */
 static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 				  struct hmm_dmirror_cmd *cmd,
@@ -766,7 +800,7 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 		.flags = MIGRATE_VMA_SELECT_SYSTEM,
 	};
 	unsigned long addr, next, moved;
-	int ret, alloc_ret = 0;
+	int ret;
 
 	ret = dmirror_check_vmas(mm, start, end);
 	if (ret)
@@ -787,16 +821,20 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 			mmap_read_unlock(mm);
 			return ret;
 		}
-		alloc_ret = dmirror_fill_dev_pages(dmirror, &args) ?: alloc_ret;
+		ret = dmirror_fill_dev_pages(dmirror, &args);
 		migrate_vma_pages(&args);
 		moved = dmirror_count_moved(src, dst, args.npages);
 		migrate_vma_finalize(&args);
 		mmap_read_unlock(mm);
 		dmirror_count(dmirror->mdevice, DMIRROR_MIGRATED_TO_DEV, moved);
+		cmd->cpages += moved;
+		if (ret)
+			return ret;
 	}
 
-	ret = dmirror_device_view(dmirror, cmd, start, end);
-	return alloc_ret ?: ret;
+	/* cpages now counts what lives in device memory, moved or not. */
+	cmd->cpages = 0;
+	return dmirror_device_view(dmirror, cmd, start, end);
 }
 
 /*
@@ -832,9 +870,13 @@ static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *d
 	return filled;
 }
 
-static int dmirror_migrate_to_sys(struct dmirror *dmirror,
-				  struct hmm_dmirror_cmd *cmd,
-				  unsigned long start, unsigned long end)
+/*
+ * Move this device's pages in [start, end) back to system memory. With
+ * @for_write the device wants to write there, which read-only vmas refuse.
+ * Returns the number of pages moved or -errno.
+ */
+static long dmirror_migrate_home(struct dmirror *dmirror, unsigned long start,
+				 unsigned long end, bool for_write)
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
 	struct mm_struct *mm = dmirror->notifier.mm;
@@ -847,19 +889,17 @@ static int dmirror_migrate_to_sys(struct dmirror *dmirror,
 			 MIGRATE_VMA_SELECT_DEVICE_PRIVATE :
 			 MIGRATE_VMA_SELECT_DEVICE_COHERENT,
 	};
-	unsigned long addr, next, moved;
+	unsigned long addr, next, moved, total = 0;
 	int ret;
-
-	ret = dmirror_check_vmas(mm, start, end);
-	if (ret)
-		return ret;
 
 	for (addr = start; addr < end; addr = next) {
 		mmap_read_lock(mm);
 		args.vma = vma_lookup(mm, addr);
-		if (!args.vma) {
+		ret = !args.vma ? -EINVAL :
+		      for_write && !(args.vma->vm_flags & VM_WRITE) ? -EPERM : 0;
+		if (ret) {
 			mmap_read_unlock(mm);
-			return -EINVAL;
+			return ret;
 		}
 		next = min3(end, args.vma->vm_end, addr + DMIRROR_BATCH * PAGE_SIZE);
 		args.start = addr;
@@ -875,17 +915,37 @@ static int dmirror_migrate_to_sys(struct dmirror *dmirror,
 		migrate_vma_finalize(&args);
 		mmap_read_unlock(mm);
 
-		cmd->cpages += moved;
 		dmirror_count(mdevice, DMIRROR_MIGRATED_TO_SYS, moved);
+		total += moved;
 	}
+	return total;
+}
+
+static int dmirror_migrate_to_sys(struct dmirror *dmirror,
+				  struct hmm_dmirror_cmd *cmd,
+				  unsigned long start, unsigned long end)
+{
+	long moved;
+	int ret;
+
+	ret = dmirror_check_vmas(dmirror->notifier.mm, start, end);
+	if (ret)
+		return ret;
+	moved = dmirror_migrate_home(dmirror, start, end, false);
+	if (moved < 0)
+		return moved;
+	cmd->cpages = moved;
 	return 0;
 }
 
-/* Evict every page of one chunk to system memory, wherever it is mapped. */
-static int dmirror_evict_chunk(struct dmirror_chunk *chunk)
+/*
+ * Evict every page of one chunk to system memory, wherever it is mapped.
+ * Returns the number of pages moved or -ENOMEM.
+ */
+static long dmirror_evict_chunk(struct dmirror_chunk *chunk)
 {
 	unsigned long npages = DMIRROR_CHUNK_PAGES;
-	unsigned long *src, *dst;
+	unsigned long *src, *dst, moved;
 
 	src = kvcalloc(npages, sizeof(*src), GFP_KERNEL);
 	dst = kvcalloc(npages, sizeof(*dst), GFP_KERNEL);
@@ -897,24 +957,28 @@ static int dmirror_evict_chunk(struct dmirror_chunk *chunk)
 	migrate_device_range(src, PHYS_PFN(chunk->pgmap.range.start), npages);
 	dmirror_fill_sys_pages(src, dst, npages, NULL, 0);
 	migrate_device_pages(src, dst, npages);
-	dmirror_count(chunk->mdevice, DMIRROR_MIGRATED_TO_SYS,
-		      dmirror_count_moved(src, dst, npages));
+	moved = dmirror_count_moved(src, dst, npages);
+	dmirror_count(chunk->mdevice, DMIRROR_MIGRATED_TO_SYS, moved);
 	migrate_device_finalize(src, dst, npages);
 	kvfree(src);
 	kvfree(dst);
-	return 0;
+	return moved;
 }
 
-static int dmirror_evict(struct dmirror_device *mdevice)
+/* Empty the device's memory; the pages moved are counted in *@moved. */
+static int dmirror_evict(struct dmirror_device *mdevice, u64 *moved)
 {
 	unsigned int i;
-	int ret = 0;
+	long ret = 0;
 
 	mutex_lock(&mdevice->grow_lock);
-	for (i = 0; i < mdevice->nr_chunks && !ret; i++)
+	for (i = 0; i < mdevice->nr_chunks && ret >= 0; i++) {
 		ret = dmirror_evict_chunk(mdevice->chunks[i]);
+		if (ret > 0)
+			*moved += ret;
+	}
 	mutex_unlock(&mdevice->grow_lock);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 static void dmirror_put_pages(struct page **pages, long npages)
@@ -1103,7 +1167,7 @@ static long dmirror_ioctl(struct file *filp, unsigned int command,
 	case HMM_DMIRROR_FLAGS:
 		break;
 	default:
-		return -ENOTTY;
+		return -EINVAL;
 	}
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
@@ -1113,7 +1177,7 @@ static long dmirror_ioctl(struct file *filp, unsigned int command,
 	if (command == HMM_DMIRROR_FLAGS)
 		ret = dmirror_set_flags(dmirror, cmd.npages);
 	else if (command == HMM_DMIRROR_RELEASE)
-		ret = dmirror_evict(dmirror->mdevice);
+		ret = dmirror_evict(dmirror->mdevice, &cmd.cpages);
 	else
 		ret = dmirror_range_cmd(dmirror, command, &cmd);
 
@@ -1316,10 +1380,11 @@ fail:
 
 static void dmirror_device_remove(struct dmirror_device *mdevice)
 {
+	u64 moved = 0;
 	unsigned int i;
 
 	cdev_device_del(&mdevice->cdev, &mdevice->dev);
-	dmirror_evict(mdevice);
+	dmirror_evict(mdevice, &moved);
 	for (i = 0; i < mdevice->nr_chunks; i++) {
 		memunmap_pages(&mdevice->chunks[i]->pgmap);
 		dmirror_chunk_destroy(mdevice->chunks[i]);

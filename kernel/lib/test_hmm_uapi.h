@@ -43,9 +43,9 @@ struct hmm_dmirror_cmd {
 /* Take exclusive access for device atomics; check it was revoked. */
 #define HMM_DMIRROR_EXCLUSIVE		_IOWR('H', 0x05, struct hmm_dmirror_cmd)
 #define HMM_DMIRROR_CHECK_EXCLUSIVE	_IOWR('H', 0x06, struct hmm_dmirror_cmd)
-/* Evict every page of the device's memory back to system memory. */
+/* Evict all of the device's memory to system memory (any range is ignored). */
 #define HMM_DMIRROR_RELEASE		_IOWR('H', 0x07, struct hmm_dmirror_cmd)
-/* Set this file's HMM_DMIRROR_FLAG_* bits (passed in @npages). */
+/* Replace this file's HMM_DMIRROR_FLAG_* bits with @npages; unknown: EINVAL. */
 #define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
 
 /* The next device memory allocation made for this file fails, once. */
