@@ -46,6 +46,7 @@
 #include <linux/hmm.h>
 #include <linux/init.h>
 #include <linux/ioport.h>
+#include <linux/log2.h>
 #include <linux/memremap.h>
 #include <linux/migrate.h>
 #include <linux/mm.h>
@@ -73,6 +74,9 @@
 
 /* Pages per hmm_range_fault(), migrate_vma or exclusive call. */
 #define DMIRROR_BATCH		64
+
+/* Bit numbers in dmirror->flags of the HMM_DMIRROR_FLAG_* bits. */
+#define DMIRROR_FAIL_ALLOC	ilog2(HMM_DMIRROR_FLAG_FAIL_ALLOC)
 
 static unsigned long spm_addr_dev0;
 module_param(spm_addr_dev0, ulong, 0444);
@@ -294,7 +298,7 @@ static struct page *dmirror_alloc_page(struct dmirror *dmirror)
 	struct dmirror_device *mdevice = dmirror->mdevice;
 	struct page *page, *data = NULL;
 
-	if (test_and_clear_bit(0, &dmirror->flags))	/* FLAG_FAIL_ALLOC */
+	if (test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
 		goto fail;
 
 	if (mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
@@ -1085,10 +1089,8 @@ static int dmirror_set_flags(struct dmirror *dmirror, u64 flags)
 {
 	if (flags & ~HMM_DMIRROR_FLAG_FAIL_ALLOC)
 		return -EINVAL;
-	if (flags & HMM_DMIRROR_FLAG_FAIL_ALLOC)
-		set_bit(0, &dmirror->flags);
-	else
-		clear_bit(0, &dmirror->flags);
+	assign_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags,
+		   flags & HMM_DMIRROR_FLAG_FAIL_ALLOC);
 	return 0;
 }
 
