@@ -15,9 +15,10 @@ args=${BENCH_ARGS:--r,5,4,64,512}
 "$TOP/scripts/build-kernel.sh" base >/dev/null
 "$TOP/scripts/build-user.sh"
 for v in base ours; do
+	case $v in base) kernel=$BASE_SRC/obj-base ;; ours) kernel=$SRC/obj-ours ;; esac
 	VM_TIMEOUT=${VM_TIMEOUT:-5400} VM_MEM=3G VM_APPEND="hmm.bench=$args" \
 	VM_QEMU_ARGS="-icount shift=0,align=off,sleep=off" \
-		"$TOP/scripts/vm.sh" bench madvise "$BUILD/src${v/ours/}${v/base/-base}/obj-$v/arch/x86/boot/bzImage"
+		"$TOP/scripts/vm.sh" bench madvise "$kernel/arch/x86/boot/bzImage"
 done
 python3 - "$BUILD/results/bench-madvise-base/results.txt" "$BUILD/results/bench-madvise-ours/results.txt" \
 	"$(tree_version "$SRC")" <<'PY' | tee "$BUILD/results/bench.txt"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check: build what is needed, run every suite under THP=madvise and
-# THP=always, fold the results into one KTAP document (also kept in
-# build/results/check.ktap) ending in "N passed, N failed, N skipped".
+# THP=always, run the series checks (checkpatch, kernel-doc, W=1/sparse,
+# git am, bisect builds), fold the results into one KTAP document (also kept
+# in build/results/check.ktap) ending in "N passed, N failed, N skipped".
 source "$(dirname "$0")/lib.sh"
 
 "$TOP/scripts/deps.sh"
@@ -13,6 +14,8 @@ for thp in madvise always; do
 	"$TOP/scripts/vm.sh" check "$thp"
 	dirs+=("$BUILD/results/check-$thp-ours")
 done
+"$TOP/scripts/series-check.sh"
+dirs+=("$BUILD/results/series")
 step "summarising (full logs under build/results/)"
 echo
 set +e

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 deb=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || echo unknown)
 stamp="$(stat -c '%s %Y' "$TARBALL") $deb"
 
-git_src() { git -C "$SRC" -c user.name='HMM series' -c user.email='hmm@localhost' "$@"; }
+git_src() { git -C "$SRC" -c user.name='HMM team' -c user.email='hmm-team@localhost' "$@"; }
 
 if [ ! -d "$SRC/.git" ] || [ "$(cat "$SRC/.git/hmm-base-stamp" 2>/dev/null)" != "$stamp" ]; then
 	step "unpacking base tree from $TARBALL (linux-source-6.12 $deb)"
