@@ -1050,6 +1050,7 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct hmm_dmirror_cmd *cm
 {
 	unsigned long addr, next;
 	long mapped;
+	int ret;
 
 	for (addr = start; addr < end; addr = next) {
 		next = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
@@ -1061,9 +1062,13 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct hmm_dmirror_cmd *cm
 	if (cmd->cpages != (end - start) >> PAGE_SHIFT)
 		return -EBUSY;
 
-	/* Show what the device can now access, without faulting (revoking). */
+	/*
+	 * Show what the device can now access, without faulting (which would
+	 * revoke it). A page gone from the mirror was revoked meanwhile.
+	 */
 	cmd->cpages = 0;
-	return dmirror_access(dmirror, cmd, start, end, false, false);
+	ret = dmirror_access(dmirror, cmd, start, end, false, false);
+	return ret == -ENOENT ? -EBUSY : ret;
 }
 
 static int dmirror_check_exclusive(struct dmirror *dmirror, unsigned long start,
