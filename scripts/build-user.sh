@@ -38,6 +38,8 @@ done
 run_logged "$LOGS/user-hmm-demo.log" gcc "${cflags[@]}" -Werror -I "$SRC" \
 	"$TOP/tools/hmm-demo.c" -o "$root/bin/hmm-demo"
 cp "$bb" "$root/bin/busybox"
+# /init is a script: its interpreter must exist before busybox --install.
+ln -s busybox "$root/bin/sh"
 install -m 755 "$TOP/scripts/guest-init.sh" "$root/init"
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$BUILD/initramfs.cpio.gz"
 done_step "$n suites, $(du -h "$BUILD/initramfs.cpio.gz" | cut -f1) initramfs"
