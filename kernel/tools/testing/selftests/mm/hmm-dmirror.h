@@ -81,6 +81,24 @@ static inline int dmirror_call(int fd, unsigned long request, const void *addr,
 	return ret < 0 ? -errno : 0;
 }
 
+/*
+ * A command on @npages pages at @addr whose buffer only receives data
+ * (MIGRATE_*, EXCLUSIVE: the device hands back what it now holds). The
+ * buffer is allocated here and dropped; -ENOMEM if it cannot be.
+ */
+static inline int dmirror_range(int fd, unsigned long request, const void *addr,
+				uint64_t npages, struct hmm_dmirror_cmd *res)
+{
+	void *buf = calloc(npages ? npages : 1, page_bytes());
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = dmirror_call(fd, request, addr, buf, npages, res);
+	free(buf);
+	return ret;
+}
+
 /* Per-device counters under /sys/dev/char/<major>:<minor>/stats/. */
 enum dmirror_stat {
 	ST_PAGES_TOTAL,
