@@ -92,6 +92,8 @@ static inline int dmirror_range(int fd, unsigned long request, const void *addr,
 	void *buf = calloc(npages ? npages : 1, page_bytes());
 	int ret;
 
+	if (res)
+		memset(res, 0, sizeof(*res));
 	if (!buf)
 		return -ENOMEM;
 	ret = dmirror_call(fd, request, addr, buf, npages, res);
