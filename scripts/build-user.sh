@@ -3,6 +3,7 @@
 #   suites/hmm-tests-upstream  upstream's pristine hmm-tests.c from the base commit
 #   suites/<name>              each of our selftests kernel/tools/testing/selftests/mm/hmm*.c
 #   bin/hmm-demo               the `make run` demonstration (tools/hmm-demo.c)
+#   bin/hmm-bench              the `make bench` program (tools/hmm-bench.c)
 source "$(dirname "$0")/lib.sh"
 
 hdr=$SRC/obj-ours/usr/include
@@ -35,10 +36,11 @@ for t in "$TOP"/kernel/tools/testing/selftests/mm/hmm*.c; do
 		"$SRC/tools/testing/selftests/mm/$name.c" "${libs[@]}" -o "$root/suites/$name"
 	n=$((n + 1))
 done
-run_logged "$LOGS/user-hmm-demo.log" gcc "${cflags[@]}" -Werror -I "$SRC" \
-	"$TOP/tools/hmm-demo.c" -o "$root/bin/hmm-demo"
+for prog in hmm-demo hmm-bench; do
+	run_logged "$LOGS/user-$prog.log" gcc "${cflags[@]}" -Werror -I "$SRC" \
+		"$TOP/tools/$prog.c" -o "$root/bin/$prog"
+done
 cp "$bb" "$root/bin/busybox"
-# /init is a script: its interpreter must exist before busybox --install.
 ln -s busybox "$root/bin/sh"
 install -m 755 "$TOP/scripts/guest-init.sh" "$root/init"
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$BUILD/initramfs.cpio.gz"

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$TOP/scripts/deps.sh"
 "$TOP/scripts/tree.sh"
-"$TOP/scripts/build-kernel.sh" ours >/dev/null
+"$TOP/scripts/build-kernel.sh" ours
 "$TOP/scripts/build-user.sh"
 dirs=()
 for thp in madvise always; do

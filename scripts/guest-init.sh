@@ -13,8 +13,12 @@ mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages
 
 mode=shell
+bench_args=
 for arg in $(cat /proc/cmdline); do
-	case $arg in hmm.mode=*) mode=${arg#hmm.mode=} ;; esac
+	case $arg in
+	hmm.mode=*) mode=${arg#hmm.mode=} ;;
+	hmm.bench=*) bench_args=$(echo "${arg#hmm.bench=}" | tr , ' ') ;;
+	esac
 done
 out=/dev/ttyS1
 [ -c $out ] || out=/dev/console
@@ -28,6 +32,11 @@ demo)
 	say "BEGIN demo"
 	/bin/hmm-demo >$out 2>&1
 	say "END demo $?"
+	;;
+bench)
+	say "BEGIN bench"
+	/bin/hmm-bench $bench_args >$out 2>&1
+	say "END bench $?"
 	;;
 check)
 	for t in /suites/*; do

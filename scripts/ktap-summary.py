@@ -3,7 +3,8 @@
 
 Usage: ktap-summary.py RESULT_DIR...
 
-Each RESULT_DIR is what scripts/vm.sh left: results.txt (the guest's result
+Each RESULT_DIR is what scripts/vm.sh left (a host-side step may leave the
+same results.txt without console.txt: then only its suites are reported): results.txt (the guest's result
 channel, suites framed by "@@HMM BEGIN name" / "@@HMM END name rc") and
 console.txt (the kernel log). For every boot this reports:
   - each suite as a KTAP subtest holding every test case's result,
@@ -47,9 +48,15 @@ def leaf_cases(lines):
     leaf unless it closes a deeper subtest that ended just before it."""
     cases, diag, plan = [], [], None
     prev_indent = None
+    subtests = []   # (indent, name) of the enclosing "# Subtest:" lines
     for line in lines:
         m = RESULT.match(line)
         if not m:
+            st = re.match(r'^(\s*)# Subtest: (.*)$', line)
+            if st:
+                depth = len(st.group(1))
+                subtests = [t for t in subtests if t[0] < depth] + [(depth, st.group(2).strip())]
+                continue
             p = PLAN.match(line)
             if p and plan is None and not line.startswith(' '):
                 plan = int(p.group(1))
@@ -60,10 +67,12 @@ def leaf_cases(lines):
         directive = m.group(5) or ''
         if prev_indent is not None and prev_indent > indent:
             prev_indent = indent
+            subtests = [t for t in subtests if t[0] <= indent]
             diag = []
             continue
         prev_indent = indent
-        cases.append(Case(m.group(2) == 'ok', m.group(4).strip(), directive, diag[-12:]))
+        name = '.'.join([t[1] for t in subtests if t[0] <= indent] + [m.group(4).strip()])
+        cases.append(Case(m.group(2) == 'ok', name, directive, diag[-12:]))
         diag = []
     return cases, plan
 
@@ -117,7 +126,7 @@ def main(dirs):
                 running = [l for l in lines if l.startswith('#  RUN ')]
                 cases.append(Case(False, 'missing-results', '',
                                   ['# %d of %d tests never reported%s' % (
-                                      missing, plan, '; last started: ' + running[-1][7:].strip()
+                                      missing, plan, '; last started: ' + running[-1][7:].strip(' .')
                                       if running else '')]))
             if rc is None:
                 cases.append(Case(False, 'finished', '', ['# the suite never finished']))
@@ -126,8 +135,11 @@ def main(dirs):
                 # unexplained by a failed case is a failure of its own.
                 cases.append(Case(False, 'exit-status', '', ['# exit status %d' % rc]))
             if not cases:
-                cases.append(Case(False, 'ran', '', ['# produced no results']))
+                # A program that reports no TAP (the demo) passes by its exit status.
+                cases.append(Case(rc == 0, 'ran', '', ['# produced no results, exit status %s' % rc]))
             top.append(('%s.%s' % (tag, name), cases, notes))
+        if not os.path.exists(os.path.join(d, 'console.txt')):
+            continue    # a host-side suite (no VM): its suites are all there is
         kunit = kunit_blocks(console)
         if kunit:
             cases, _ = leaf_cases(kunit)
@@ -138,10 +150,10 @@ def main(dirs):
         done = any(l.startswith('@@HMM DONE') for l in results)
         why = []
         if not done:
-            running = [l for l in results if l.startswith(('#  RUN ', '@@HMM BEGIN '))]
+            running = [re.sub(r'^(#  RUN|@@HMM BEGIN)\s+|\s*\.\.\.$', '', l) for l in results
+                       if l.startswith(('#  RUN ', '@@HMM BEGIN '))]
             why = ['# VM hung or died%s' % (
-                ('; it was running: ' + running[-1].split(' ', 2)[-1].strip()) if running else
-                ' before any test started')]
+                ('; it was running: ' + running[-1]) if running else ' before any test started')]
             why += ['# ' + l for l in results if l.startswith('VM TIMEOUT')]
         top.append(('%s.vm' % tag, [Case(done, 'finished', '', why)], []))
 

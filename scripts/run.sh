@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$TOP/scripts/deps.sh"
 "$TOP/scripts/tree.sh"
-"$TOP/scripts/build-kernel.sh" ours >/dev/null
+"$TOP/scripts/build-kernel.sh" ours
 "$TOP/scripts/build-user.sh"
 "$TOP/scripts/vm.sh" demo madvise
 out=$BUILD/results/demo-madvise-ours

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vm.sh MODE [THP] [KERNEL]: boot the test VM once.
-#   MODE   demo | check | shell (see scripts/guest-init.sh)
+#   MODE   demo | check | bench | shell (see scripts/guest-init.sh)
 #   THP    madvise (default) | always: the boot's transparent_hugepage=
 #   KERNEL bzImage to boot (default: build/src/obj-ours)
 # The console (ttyS0: kernel log) goes to build/results/<tag>/console.log and
@@ -27,7 +27,7 @@ append="console=ttyS0 panic=-1 transparent_hugepage=$thp hugepages=64
  memmap=512M%0x60000000-1+0xefffffff test_hmm.spm_addr_dev0=0x60000000
  test_hmm.spm_addr_dev1=0x70000000 hmm.mode=$mode ${VM_APPEND:-}"
 append=$(echo $append)
-qemu=(qemu-system-x86_64 -machine pc -cpu max -smp 2 -m 2G -no-reboot
+qemu=(qemu-system-x86_64 -machine pc -cpu max -smp 2 -m ${VM_MEM:-2G} -no-reboot
       -kernel "$kernel" -initrd "$BUILD/initramfs.cpio.gz" -append "$append"
       -display none -monitor none ${VM_QEMU_ARGS:-})
 echo "$append" >"$out/cmdline"
@@ -47,7 +47,7 @@ fi
 tr -d '\r' <"$out/results.log" >"$out/results.txt"
 tr -d '\r' <"$out/console.log" >"$out/console.txt"
 grep -q '^@@HMM DONE' "$out/results.txt" || {
-	running=$(grep -E '^#  RUN |^@@HMM BEGIN' "$out/results.txt" | tail -n 1)
+	running=$(grep -E '^#  RUN |^@@HMM BEGIN' "$out/results.txt" | tail -n 1 || true)
 	done_step "VM did not finish (qemu exit $rc); last started: ${running:-nothing}"
 	exit 0
 }

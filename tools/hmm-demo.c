@@ -3,8 +3,8 @@
  * hmm-demo: the short tour `make run` shows. It drives the dmirror test
  * device through its ioctls and narrates what HMM did: which pages the device
  * mirrored, which device faults that took, what migrated to device memory and
- * back, and whether every byte survived. Exit status 0 only if every check
- * held.
+ * back, and whether every byte survived, then the counters each device keeps
+ * in sysfs. Exit status 0 only if every check held.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <lib/test_hmm_uapi.h>
 
@@ -24,6 +26,20 @@
 
 static long page_size;
 static int failures;
+static int section = 3;
+
+/* The per-device counters under /sys/dev/char/<major>:<minor>/stats/. */
+static const char *const stat_names[] = {
+	"dev_pages_total", "dev_pages_in_use", "migrated_to_dev", "migrated_to_sys",
+	"cpu_faults", "device_faults", "alloc_failures",
+};
+#define NSTATS (sizeof(stat_names) / sizeof(stat_names[0]))
+enum { TOTAL, IN_USE, TO_DEV, TO_SYS, CPU_FAULTS, DEV_FAULTS, ALLOC_FAIL };
+
+struct stats {
+	long long v[NSTATS];
+	int ok;
+};
 
 static void check(int ok, const char *what)
 {
@@ -97,6 +113,54 @@ static unsigned char show_snapshot(int fd, void *addr, unsigned long npages)
 	return prot[0];
 }
 
+/* Read the counters of the device behind @fd; st->ok says whether it could. */
+static void read_stats(int fd, struct stats *st)
+{
+	struct stat sb;
+	char path[128];
+	unsigned int i;
+
+	st->ok = 0;
+	if (fstat(fd, &sb) || !S_ISCHR(sb.st_mode))
+		return;
+	for (i = 0; i < NSTATS; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/stats/%s",
+			 major(sb.st_rdev), minor(sb.st_rdev), stat_names[i]);
+		f = fopen(path, "r");
+		if (!f)
+			return;
+		if (fscanf(f, "%lld", &st->v[i]) != 1) {
+			fclose(f);
+			return;
+		}
+		fclose(f);
+	}
+	st->ok = 1;
+}
+
+static void show_stats(const char *name, const struct stats *before,
+		       const struct stats *after)
+{
+	unsigned int i;
+
+	printf("  %s:\n", name);
+	if (!before->ok || !after->ok) {
+		printf("    (no stats/ folder in sysfs for this device)\n");
+		failures++;
+		return;
+	}
+	for (i = 0; i < NSTATS; i++)
+		printf("    %-17s %8lld  (%+lld during the demo)\n", stat_names[i],
+		       after->v[i], after->v[i] - before->v[i]);
+}
+
+static long long delta(const struct stats *before, const struct stats *after, int i)
+{
+	return after->v[i] - before->v[i];
+}
+
 static int open_dev(int n)
 {
 	char path[32];
@@ -115,7 +179,7 @@ static void demo_migration(int fd, const char *kind, unsigned char local)
 	char line[160];
 	int ret;
 
-	printf("\n3. Migration to %s memory and back\n", kind);
+	printf("\n%d. Migration to %s memory and back\n", section++, kind);
 	fill(mem, words, 0xc0de0000);
 	ret = dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem, buf, NPAGES, &cmd);
 	snprintf(line, sizeof(line), "migrate %d pages to %s memory: %s, %llu migrated",
@@ -145,6 +209,7 @@ static void demo_migration(int fd, const char *kind, unsigned char local)
 
 int main(void)
 {
+	struct stats before0, after0, before2 = { .ok = 0 }, after2;
 	struct hmm_dmirror_cmd cmd;
 	unsigned long size, words;
 	uint32_t *mem, *buf;
@@ -163,6 +228,10 @@ int main(void)
 		return 1;
 	}
 	buf = malloc(size);
+	read_stats(fd, &before0);
+	fd2 = open_dev(2);
+	if (fd2 >= 0)
+		read_stats(fd2, &before2);
 
 	printf("\n1. Mirroring: the device reads a process's memory through hmm_range_fault()\n");
 	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -189,25 +258,50 @@ int main(void)
 	munmap(mem, size);
 
 	demo_migration(fd, "device-private", HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL);
-	fd2 = open_dev(2);
 	if (fd2 >= 0) {
 		demo_migration(fd2, "device-coherent", HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL);
-		close(fd2);
 	} else {
 		printf("\n(no coherent device: boot with test_hmm.spm_addr_dev0/1 to see it)\n");
 	}
 
-	printf("\n4. Exclusive access for device atomics\n");
+	printf("\n%d. Exclusive access for device atomics\n", section++);
 	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	fill(mem, words, 0x4000);
 	ret = dmirror(fd, HMM_DMIRROR_EXCLUSIVE, mem, buf, NPAGES, &cmd);
 	check(!ret && cmd.cpages == NPAGES, "device took exclusive access to every page");
+	check(same(buf, words, 0x4000), "device read the range while taking it");
 	ret = dmirror(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, mem, buf, NPAGES, &cmd);
-	check(!ret, "device still holds it");
-	mem[0]++;
-	mem[0]--;
-	check(same(mem, words, 0x4000), "a CPU write revoked it and the data is intact");
+	check(ret == -EPERM, "CHECK_EXCLUSIVE: the device still holds it (EPERM)");
+	for (unsigned long i = 0; i < words; i += page_size / 4)
+		((volatile uint32_t *)mem)[i] = mem[i];
+	ret = dmirror(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, mem, buf, NPAGES, &cmd);
+	check(!ret, "CPU writes revoked it on every page (CHECK_EXCLUSIVE succeeds)");
+	check(same(mem, words, 0x4000), "data intact");
 	munmap(mem, size);
+
+	printf("\n%d. Device counters (sysfs: /sys/dev/char/<major>:<minor>/stats/)\n", section++);
+	read_stats(fd, &after0);
+	show_stats("hmm_dmirror0 (device private)", &before0, &after0);
+	if (after0.ok) {
+		check(delta(&before0, &after0, TO_DEV) == 2 * NPAGES,
+		      "hmm_dmirror0 counted both migrations into its memory");
+		check(delta(&before0, &after0, CPU_FAULTS) == NPAGES &&
+		      delta(&before0, &after0, TO_SYS) == 2 * NPAGES,
+		      "one CPU fault per page brought back, plus the explicit migration");
+		check(after0.v[IN_USE] == before0.v[IN_USE],
+		      "every device page it handed out was freed again");
+	}
+	if (fd2 >= 0) {
+		read_stats(fd2, &after2);
+		show_stats("hmm_dmirror2 (device coherent)", &before2, &after2);
+		if (after2.ok) {
+			check(delta(&before2, &after2, CPU_FAULTS) == 0,
+			      "the CPU used coherent memory in place, without faults");
+			check(after2.v[IN_USE] == before2.v[IN_USE],
+			      "every coherent page it handed out was freed again");
+		}
+		close(fd2);
+	}
 
 	close(fd);
 	free(buf);

@@ -1,0 +1,1452 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmirror: a pretend device for testing HMM from userspace.
+ *
+ * The driver registers four character devices. /dev/hmm_dmirror0 and 1 own
+ * device private memory (ZONE_DEVICE pages the CPU cannot touch, standing in
+ * for the VRAM of a discrete GPU); /dev/hmm_dmirror2 and 3 own device
+ * coherent memory carved from the soft-reserved ranges named by the
+ * spm_addr_dev0 and spm_addr_dev1 parameters. Device memory is added in
+ * chunks as migrations need it and handed out from a free list.
+ *
+ * Every open file is one device context bound to the opener's mm. It keeps
+ * a mirror page table, an xarray indexed by virtual page number, and copies
+ * data the way a DMA engine would, through the pages that table names. The
+ * ioctls of test_hmm_uapi.h make the context read, write, snapshot, migrate
+ * and take exclusive access to ranges of the process.
+ *
+ * Keeping the mirror coherent with the CPU page table is the whole point of
+ * the exercise, and follows one protocol:
+ *
+ *  - Entries are added only under dmirror->pt_lock, and only after a
+ *    successful mmu_interval_read_retry() of a sequence number sampled with
+ *    mmu_interval_read_begin() before the CPU page table was looked at.
+ *  - dmirror_invalidate() takes pt_lock, bumps the sequence with
+ *    mmu_interval_set_seq() and removes every entry in the range. Once it
+ *    returns, no entry names a page the CPU is about to unmap or change,
+ *    which is why the mirror can hold page pointers without references.
+ *  - Data is copied to and from mirrored pages under pt_lock only.
+ *  - Nothing under pt_lock may sleep on reclaim, fault, or take the mmap
+ *    lock: invalidations run inside all of those. Mirror updates therefore
+ *    use GFP_NOWAIT and user memory is only touched with pt_lock dropped.
+ *
+ * The one invalidation the callback ignores is the MMU_NOTIFY_EXCLUSIVE that
+ * make_device_exclusive_range() issues on behalf of this very context (the
+ * owner tag is the context): it falls between the caller's sequence sample
+ * and its retry check, and the caller installs the atomic entries itself.
+ *
+ * Migrations need no exception. They invalidate the whole range, also the
+ * pages that stay put; afterwards the migrating context maps what lives in
+ * its device memory again through hmm_range_fault(), like any fault.
+ */
+#include <linux/cdev.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/hmm.h>
+#include <linux/init.h>
+#include <linux/ioport.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/uaccess.h>
+#include <linux/xarray.h>
+
+#include "test_hmm_uapi.h"
+
+#define DMIRROR_NR_DEVICES	4
+#define DMIRROR_NR_PRIVATE	2
+
+/* Device memory grows in 64 MiB chunks, up to 1 GiB per device. */
+#define DMIRROR_CHUNK_SIZE	SZ_64M
+#define DMIRROR_CHUNK_PAGES	(DMIRROR_CHUNK_SIZE >> PAGE_SHIFT)
+#define DMIRROR_MAX_CHUNKS	16
+#define DMIRROR_SPM_SIZE	SZ_256M
+
+/* Pages per hmm_range_fault(), migrate_vma or exclusive call. */
+#define DMIRROR_BATCH		64
+
+static unsigned long spm_addr_dev0;
+module_param(spm_addr_dev0, ulong, 0444);
+MODULE_PARM_DESC(spm_addr_dev0,
+		 "Physical address of 256 MiB of soft-reserved memory for /dev/hmm_dmirror2");
+
+static unsigned long spm_addr_dev1;
+module_param(spm_addr_dev1, ulong, 0444);
+MODULE_PARM_DESC(spm_addr_dev1,
+		 "Physical address of 256 MiB of soft-reserved memory for /dev/hmm_dmirror3");
+
+enum dmirror_stat {
+	DMIRROR_DEV_PAGES_TOTAL,
+	DMIRROR_DEV_PAGES_IN_USE,
+	DMIRROR_MIGRATED_TO_DEV,
+	DMIRROR_MIGRATED_TO_SYS,
+	DMIRROR_CPU_FAULTS,
+	DMIRROR_DEVICE_FAULTS,
+	DMIRROR_ALLOC_FAILURES,
+	DMIRROR_NR_STATS,
+};
+
+struct dmirror_device {
+	struct device		dev;
+	struct cdev		cdev;
+	unsigned int		type;		/* HMM_DMIRROR_MEMORY_DEVICE_* */
+	phys_addr_t		spm_base;	/* coherent: the reserved range */
+
+	struct mutex		grow_lock;	/* adding or walking chunks */
+	struct dmirror_chunk	*chunks[DMIRROR_MAX_CHUNKS];
+	unsigned int		nr_chunks;
+
+	spinlock_t		free_lock;	/* protects free_pages */
+	struct page		*free_pages;	/* linked by zone_device_data */
+
+	atomic_long_t		stats[DMIRROR_NR_STATS];
+};
+
+struct dmirror_chunk {
+	struct dev_pagemap	pgmap;
+	struct dmirror_device	*mdevice;
+	struct resource		*res;		/* private: our physical range */
+	struct page		**backing;	/* private: where the data lives */
+};
+
+/* One open file: a device context mirroring the opener's address space. */
+struct dmirror {
+	struct dmirror_device		*mdevice;
+	struct mmu_interval_notifier	notifier;
+	struct mutex			pt_lock;	/* the mirror: see the top */
+	struct xarray			pt;
+	unsigned long			flags;	/* HMM_DMIRROR_FLAG_* armed */
+};
+
+static struct dmirror_device *dmirror_devices[DMIRROR_NR_DEVICES];
+static dev_t dmirror_devt;
+
+static void dmirror_count(struct dmirror_device *mdevice, enum dmirror_stat stat,
+			  long n)
+{
+	atomic_long_add(n, &mdevice->stats[stat]);
+}
+
+/*
+ * Mirror entries are xarray value entries: the pfn of the page shifted left,
+ * with the access the device was granted in the low bits.
+ */
+#define DPTE_WRITE	BIT(0)
+#define DPTE_ATOMIC	BIT(1)
+#define DPTE_SHIFT	2
+
+static void *dpte_make(struct page *page, unsigned long access)
+{
+	return xa_mk_value(page_to_pfn(page) << DPTE_SHIFT | access);
+}
+
+static struct page *dpte_page(void *entry)
+{
+	return pfn_to_page(xa_to_value(entry) >> DPTE_SHIFT);
+}
+
+static unsigned long dpte_access(void *entry)
+{
+	return xa_to_value(entry) & (BIT(DPTE_SHIFT) - 1);
+}
+
+/* ---- device memory ---------------------------------------------------- */
+
+static const struct dev_pagemap_ops dmirror_pgmap_ops;
+
+static struct dmirror_chunk *dmirror_page_chunk(struct page *page)
+{
+	return container_of(page->pgmap, struct dmirror_chunk, pgmap);
+}
+
+static unsigned long dmirror_page_index(struct page *page)
+{
+	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
+
+	return page_to_pfn(page) - PHYS_PFN(chunk->pgmap.range.start);
+}
+
+/*
+ * The page holding the bytes of @page: a private device page stands for a
+ * system page the driver allocated; anything else is CPU addressable.
+ */
+static struct page *dmirror_data_page(struct page *page)
+{
+	if (is_device_private_page(page) && page->pgmap->ops == &dmirror_pgmap_ops)
+		return dmirror_page_chunk(page)->backing[dmirror_page_index(page)];
+	return page;
+}
+
+static void dmirror_free_push(struct dmirror_device *mdevice, struct page *page)
+{
+	spin_lock(&mdevice->free_lock);
+	page->zone_device_data = mdevice->free_pages;
+	mdevice->free_pages = page;
+	spin_unlock(&mdevice->free_lock);
+}
+
+static struct page *dmirror_free_pop(struct dmirror_device *mdevice)
+{
+	struct page *page;
+
+	spin_lock(&mdevice->free_lock);
+	page = mdevice->free_pages;
+	if (page)
+		mdevice->free_pages = page->zone_device_data;
+	spin_unlock(&mdevice->free_lock);
+	return page;
+}
+
+static void dmirror_chunk_destroy(struct dmirror_chunk *chunk)
+{
+	if (chunk->res)
+		release_mem_region(chunk->res->start, resource_size(chunk->res));
+	kvfree(chunk->backing);
+	kfree(chunk);
+}
+
+/* Map one more chunk of device memory and put its pages on the free list. */
+static int dmirror_grow(struct dmirror_device *mdevice)
+{
+	struct dmirror_chunk *chunk;
+	unsigned long pfn, first;
+	phys_addr_t base = 0;
+	void *ret;
+	int err = 0;
+
+	mutex_lock(&mdevice->grow_lock);
+	if (READ_ONCE(mdevice->free_pages))
+		goto out;	/* someone else grew the device meanwhile */
+	if (mdevice->nr_chunks == DMIRROR_MAX_CHUNKS) {
+		err = -ENOSPC;
+		goto out;
+	}
+	chunk = kzalloc(sizeof(*chunk), GFP_KERNEL);
+	if (!chunk) {
+		err = -ENOMEM;
+		goto out;
+	}
+	chunk->mdevice = mdevice;
+
+	if (mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
+		chunk->backing = kvcalloc(DMIRROR_CHUNK_PAGES, sizeof(*chunk->backing),
+					  GFP_KERNEL);
+		chunk->res = request_free_mem_region(&iomem_resource, DMIRROR_CHUNK_SIZE,
+						     "hmm_dmirror");
+		if (!chunk->backing || IS_ERR(chunk->res)) {
+			err = IS_ERR(chunk->res) ? PTR_ERR(chunk->res) : -ENOMEM;
+			if (IS_ERR(chunk->res))
+				chunk->res = NULL;
+			goto fail;
+		}
+		chunk->pgmap.type = MEMORY_DEVICE_PRIVATE;
+		base = chunk->res->start;
+	} else {
+		if ((mdevice->nr_chunks + 1) * (u64)DMIRROR_CHUNK_SIZE > DMIRROR_SPM_SIZE) {
+			err = -ENOSPC;
+			goto fail;
+		}
+		chunk->pgmap.type = MEMORY_DEVICE_COHERENT;
+		base = mdevice->spm_base + mdevice->nr_chunks * (u64)DMIRROR_CHUNK_SIZE;
+	}
+	chunk->pgmap.range.start = base;
+	chunk->pgmap.range.end = base + DMIRROR_CHUNK_SIZE - 1;
+	chunk->pgmap.nr_range = 1;
+	chunk->pgmap.ops = &dmirror_pgmap_ops;
+	chunk->pgmap.owner = mdevice;
+
+	ret = memremap_pages(&chunk->pgmap, numa_node_id());
+	if (IS_ERR(ret)) {
+		err = PTR_ERR(ret);
+		goto fail;
+	}
+	mdevice->chunks[mdevice->nr_chunks++] = chunk;
+
+	first = PHYS_PFN(base);
+	for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;)
+		dmirror_free_push(mdevice, pfn_to_page(pfn));
+	dmirror_count(mdevice, DMIRROR_DEV_PAGES_TOTAL, DMIRROR_CHUNK_PAGES);
+	goto out;
+
+fail:
+	dev_warn(&mdevice->dev, "cannot add device memory at %pa: %d\n", &base, err);
+	dmirror_chunk_destroy(chunk);
+out:
+	mutex_unlock(&mdevice->grow_lock);
+	return err;
+}
+
+/*
+ * Allocate a device page for @dmirror, returned locked with one reference as
+ * migrate_vma_pages() wants its destination pages.
+ */
+static struct page *dmirror_alloc_page(struct dmirror *dmirror)
+{
+	struct dmirror_device *mdevice = dmirror->mdevice;
+	struct page *page, *data = NULL;
+
+	if (test_and_clear_bit(0, &dmirror->flags))	/* FLAG_FAIL_ALLOC */
+		goto fail;
+
+	if (mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
+		data = alloc_page(GFP_HIGHUSER);
+		if (!data)
+			goto fail;
+	}
+	while (!(page = dmirror_free_pop(mdevice))) {
+		if (dmirror_grow(mdevice))
+			goto fail;
+	}
+	if (data)
+		dmirror_page_chunk(page)->backing[dmirror_page_index(page)] = data;
+	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, 1);
+	zone_device_page_init(page);
+	return page;
+
+fail:
+	if (data)
+		__free_page(data);
+	dmirror_count(mdevice, DMIRROR_ALLOC_FAILURES, 1);
+	return NULL;
+}
+
+static void dmirror_page_free(struct page *page)
+{
+	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
+	struct dmirror_device *mdevice = chunk->mdevice;
+
+	if (chunk->backing) {
+		unsigned long i = dmirror_page_index(page);
+
+		__free_page(chunk->backing[i]);
+		chunk->backing[i] = NULL;
+	}
+	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, -1);
+	dmirror_free_push(mdevice, page);
+}
+
+/* ---- the mirror page table -------------------------------------------- */
+
+static void dmirror_pt_zap(struct dmirror *dmirror, unsigned long start,
+			   unsigned long end)
+{
+	unsigned long index;
+	void *entry;
+
+	lockdep_assert_held(&dmirror->pt_lock);
+	xa_for_each_range(&dmirror->pt, index, entry, start >> PAGE_SHIFT,
+			  (end - 1) >> PAGE_SHIFT)
+		xa_erase(&dmirror->pt, index);
+}
+
+static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
+			  struct page *page, unsigned long access)
+{
+	lockdep_assert_held(&dmirror->pt_lock);
+	return xa_err(xa_store(&dmirror->pt, addr >> PAGE_SHIFT,
+			       dpte_make(page, access), GFP_NOWAIT | __GFP_NOWARN));
+}
+
+static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
+			       const struct mmu_notifier_range *range,
+			       unsigned long cur_seq)
+{
+	struct dmirror *dmirror = container_of(mni, struct dmirror, notifier);
+
+	if (range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == dmirror)
+		return true;
+
+	if (mmu_notifier_range_blockable(range))
+		mutex_lock(&dmirror->pt_lock);
+	else if (!mutex_trylock(&dmirror->pt_lock))
+		return false;
+
+	mmu_interval_set_seq(mni, cur_seq);
+	dmirror_pt_zap(dmirror, range->start, range->end);
+	mutex_unlock(&dmirror->pt_lock);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops dmirror_notifier_ops = {
+	.invalidate = dmirror_invalidate,
+};
+
+/*
+ * Run hmm_range_fault() on @range until the result is stable, and return 0
+ * with pt_lock held and range->hmm_pfns valid until it is dropped, or an
+ * error with the lock not held.
+ */
+static int dmirror_range_lock(struct dmirror *dmirror, struct hmm_range *range)
+{
+	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	struct mm_struct *mm = dmirror->notifier.mm;
+	int ret;
+
+	for (;;) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (time_after(jiffies, timeout))
+			return -EBUSY;
+		range->notifier_seq = mmu_interval_read_begin(range->notifier);
+		mmap_read_lock(mm);
+		ret = hmm_range_fault(range);
+		mmap_read_unlock(mm);
+		if (ret == -EBUSY)
+			continue;
+		if (ret)
+			return ret;
+
+		mutex_lock(&dmirror->pt_lock);
+		if (!mmu_interval_read_retry(range->notifier, range->notifier_seq))
+			return 0;
+		mutex_unlock(&dmirror->pt_lock);
+	}
+}
+
+static long dmirror_migrate_home(struct dmirror *dmirror, unsigned long start,
+				 unsigned long end, bool for_write);
+
+/*
+ * Make the device fault [start, end) in, readable or writable, and map the
+ * result in the mirror.
+ */
+static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
+			 unsigned long end, bool write)
+{
+	unsigned long pfns[DMIRROR_BATCH];
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.hmm_pfns = pfns,
+		.default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
+		.dev_private_owner = dmirror->mdevice,
+	};
+	bool reserved = false, homed = false, readonly;
+	unsigned long addr, i;
+	long ret;
+
+	for (addr = start; addr < end; addr = range.end) {
+		range.start = addr;
+		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		homed = false;
+retry:
+		ret = dmirror_range_lock(dmirror, &range);
+		if (ret)
+			return ret;
+		readonly = false;
+		for (i = 0; addr + i * PAGE_SIZE < range.end && !ret; i++) {
+			unsigned long hpfn = pfns[i];
+
+			if (write && !(hpfn & HMM_PFN_WRITE))
+				readonly = true;
+			ret = dmirror_pt_set(dmirror, addr + i * PAGE_SIZE,
+					     hmm_pfn_to_page(hpfn),
+					     hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0);
+		}
+		mutex_unlock(&dmirror->pt_lock);
+		if (ret == -ENOMEM && !reserved) {
+			/*
+			 * Out of atomic memory for xarray nodes: reserve the
+			 * slots at both ends (at most two leaf nodes) while
+			 * sleeping is allowed, then try again.
+			 */
+			reserved = true;
+			ret = xa_reserve(&dmirror->pt, addr >> PAGE_SHIFT, GFP_KERNEL) ?:
+			      xa_reserve(&dmirror->pt, (range.end >> PAGE_SHIFT) - 1,
+					 GFP_KERNEL);
+			if (!ret)
+				goto retry;
+		}
+		if (ret)
+			return ret;
+		if (readonly) {
+			/*
+			 * hmm_range_fault() reports our own private pages as
+			 * they are, read-only ones too (COW after fork, or a
+			 * read-only vma). Writing one takes the CPU's write
+			 * fault in system memory: bring the range home and
+			 * fault it again.
+			 */
+			if (homed)
+				return -EBUSY;
+			homed = true;
+			ret = dmirror_migrate_home(dmirror, range.start, range.end, true);
+			if (ret < 0)
+				return ret;
+			goto retry;
+		}
+		dmirror_count(dmirror->mdevice, DMIRROR_DEVICE_FAULTS,
+			      (range.end - addr) >> PAGE_SHIFT);
+	}
+	return 0;
+}
+
+/*
+ * Copy between @buf and the pages the mirror maps from @start on, stopping
+ * at the first page not mapped (or not writable, for a write). Returns the
+ * address reached.
+ */
+static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long start,
+				     unsigned long end, char *buf, bool write)
+{
+	unsigned long addr;
+
+	lockdep_assert_held(&dmirror->pt_lock);
+	for (addr = start; addr < end; addr += PAGE_SIZE, buf += PAGE_SIZE) {
+		void *entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
+		char *kaddr;
+
+		if (!entry || (write && !(dpte_access(entry) & DPTE_WRITE)))
+			break;
+		kaddr = kmap_local_page(dmirror_data_page(dpte_page(entry)));
+		if (write)
+			memcpy(kaddr, buf, PAGE_SIZE);
+		else
+			memcpy(buf, kaddr, PAGE_SIZE);
+		kunmap_local(kaddr);
+	}
+	return addr;
+}
+
+/* ---- ioctls ----------------------------------------------------------- */
+
+/* A bounce buffer of up to DMIRROR_BATCH pages for a range of @size bytes. */
+static void *dmirror_bounce(unsigned long size)
+{
+	return kvmalloc(min(size, DMIRROR_BATCH * PAGE_SIZE), GFP_KERNEL);
+}
+
+/*
+ * Device access to [start, end) through the mirror: faulting it in when
+ * @fault, else failing with -ENOENT on the first page the mirror lacks.
+ */
+static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			  unsigned long start, unsigned long end, bool write,
+			  bool fault)
+{
+	char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long addr, next, pos;
+	char *bounce;
+	int ret = 0;
+
+	bounce = dmirror_bounce(end - start);
+	if (!bounce)
+		return -ENOMEM;
+
+	for (addr = start; addr < end && !ret; addr = next) {
+		next = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		if (write && copy_from_user(bounce, uptr + (addr - start), next - addr)) {
+			ret = -EFAULT;
+			break;
+		}
+		for (pos = addr; pos < next;) {
+			unsigned long done;
+
+			mutex_lock(&dmirror->pt_lock);
+			done = dmirror_pt_copy(dmirror, pos, next,
+					       bounce + (pos - addr), write);
+			mutex_unlock(&dmirror->pt_lock);
+			cmd->cpages += (done - pos) >> PAGE_SHIFT;
+			pos = done;
+			if (pos == next)
+				break;
+			if (!fault) {
+				ret = -ENOENT;
+				break;
+			}
+			/* Fault in all the rest: one device fault per miss. */
+			ret = dmirror_fault(dmirror, pos, end, write);
+			if (ret)
+				break;
+			cmd->faults++;
+		}
+		if (!ret && !write &&
+		    copy_to_user(uptr + (addr - start), bounce, next - addr))
+			ret = -EFAULT;
+	}
+	kvfree(bounce);
+	return ret;
+}
+
+static u8 dmirror_prot(struct dmirror *dmirror, unsigned long hpfn)
+{
+	unsigned int shift;
+	struct page *page;
+	u8 prot;
+
+	if (hpfn & HMM_PFN_ERROR)
+		return HMM_DMIRROR_PROT_ERROR;
+	if (!(hpfn & HMM_PFN_VALID))
+		return HMM_DMIRROR_PROT_NONE;
+
+	page = hmm_pfn_to_page(hpfn);
+	prot = hpfn & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
+	if (is_zero_pfn(page_to_pfn(page)))
+		prot |= HMM_DMIRROR_PROT_ZERO;
+	else if (is_device_private_page(page))
+		prot |= page->pgmap->owner == dmirror->mdevice ?
+			HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL :
+			HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+	else if (is_device_coherent_page(page))
+		prot |= page->pgmap->owner == dmirror->mdevice ?
+			HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
+			HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE;
+
+	shift = hmm_pfn_to_map_order(hpfn) + PAGE_SHIFT;
+	if (shift == PMD_SHIFT)
+		prot |= HMM_DMIRROR_PROT_PMD;
+	else if (shift == PUD_SHIFT)
+		prot |= HMM_DMIRROR_PROT_PUD;
+	return prot;
+}
+
+/* What the CPU page table holds for each page, without faulting anything. */
+static int dmirror_snapshot(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			    unsigned long start, unsigned long end)
+{
+	u8 __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long pfns[DMIRROR_BATCH];
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.hmm_pfns = pfns,
+		.dev_private_owner = dmirror->mdevice,
+	};
+	u8 prot[DMIRROR_BATCH];
+	unsigned long addr, n, i;
+	int ret;
+
+	for (addr = start; addr < end; addr = range.end) {
+		range.start = addr;
+		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		n = (range.end - addr) >> PAGE_SHIFT;
+		ret = dmirror_range_lock(dmirror, &range);
+		if (ret)
+			return ret;
+		for (i = 0; i < n; i++)
+			prot[i] = dmirror_prot(dmirror, pfns[i]);
+		mutex_unlock(&dmirror->pt_lock);
+		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT), prot, n))
+			return -EFAULT;
+		cmd->cpages += n;
+	}
+	return 0;
+}
+
+/*
+ * Migration commands work on whole VMAs the process can read: a range with
+ * a hole or an inaccessible part is refused before anything moves.
+ */
+static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
+			      unsigned long end)
+{
+	struct vm_area_struct *vma;
+	unsigned long addr = start;
+	int ret = 0;
+
+	mmap_read_lock(mm);
+	while (addr < end) {
+		vma = vma_lookup(mm, addr);
+		if (!vma || !(vma->vm_flags & VM_READ) ||
+		    (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP))) {
+			ret = -EINVAL;
+			break;
+		}
+		addr = vma->vm_end;
+	}
+	mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * Fill the destination of a migration into device memory: a device page per
+ * source the core collected, holding a copy of the source (or zeroes where
+ * there was none). If a page cannot be allocated, nothing is filled and the
+ * whole batch stays where it is: returns -ENOMEM.
+ */
+static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *args)
+{
+	unsigned long i;
+
+	memset(args->dst, 0, args->npages * sizeof(*args->dst));
+	for (i = 0; i < args->npages; i++) {
+		struct page *spage = migrate_pfn_to_page(args->src[i]);
+		struct page *dpage;
+
+		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		dpage = dmirror_alloc_page(dmirror);
+		if (!dpage) {
+			/* Give back what this batch took, before anything moved. */
+			while (i--) {
+				dpage = migrate_pfn_to_page(args->dst[i]);
+				args->dst[i] = 0;
+				if (dpage) {
+					unlock_page(dpage);
+					put_page(dpage);
+				}
+			}
+			return -ENOMEM;
+		}
+		if (spage)
+			copy_highpage(dmirror_data_page(dpage), spage);
+		else
+			clear_highpage(dmirror_data_page(dpage));
+		args->dst[i] = migrate_pfn(page_to_pfn(dpage)) |
+			       (args->src[i] & MIGRATE_PFN_WRITE);
+	}
+	return 0;
+}
+
+static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
+{
+	return (is_device_private_page(page) || is_device_coherent_page(page)) &&
+	       page->pgmap->owner == mdevice;
+}
+
+/*
+ * The outcome of a migration into device memory, as the device sees it:
+ * map every page of [start, end) that now lives in this device's memory,
+ * whether it just moved or was there already, count it in cmd->cpages and
+ * copy the range to the user buffer. Returns -ENOENT if some page is not in
+ * this device's memory.
+ */
+static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			       unsigned long start, unsigned long end)
+{
+	char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long pfns[DMIRROR_BATCH];
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.hmm_pfns = pfns,
+		.dev_private_owner = dmirror->mdevice,
+	};
+	unsigned long addr, i;
+	bool missing = false;
+	char *bounce;
+	int ret = 0;
+
+	bounce = dmirror_bounce(end - start);
+	if (!bounce)
+		return -ENOMEM;
+
+	for (addr = start; addr < end; addr = range.end) {
+		range.start = addr;
+		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		ret = dmirror_range_lock(dmirror, &range);
+		if (ret)
+			break;
+		for (i = 0; addr + i * PAGE_SIZE < range.end; i++) {
+			struct page *page = hmm_pfn_to_page(pfns[i]);
+			char *kaddr;
+
+			if (!(pfns[i] & HMM_PFN_VALID) || !dmirror_owns(dmirror->mdevice, page)) {
+				missing = true;
+				continue;
+			}
+			/* A failed store only costs a device fault later. */
+			dmirror_pt_set(dmirror, addr + i * PAGE_SIZE, page,
+				       pfns[i] & HMM_PFN_WRITE ? DPTE_WRITE : 0);
+			kaddr = kmap_local_page(dmirror_data_page(page));
+			memcpy(bounce + i * PAGE_SIZE, kaddr, PAGE_SIZE);
+			kunmap_local(kaddr);
+			cmd->cpages++;
+		}
+		mutex_unlock(&dmirror->pt_lock);
+		if (copy_to_user(uptr + (addr - start), bounce, range.end - addr)) {
+			ret = -EFAULT;
+			break;
+		}
+	}
+	kvfree(bounce);
+	return ret ?: missing ? -ENOENT : 0;
+}
+
+static unsigned long dmirror_count_moved(unsigned long *src, unsigned long *dst,
+					 unsigned long npages)
+{
+	unsigned long i, moved = 0;
+
+	for (i = 0; i < npages; i++)
+		if (dst[i] && (src[i] & MIGRATE_PFN_MIGRATE))
+			moved++;
+	return moved;
+}
+
+/*
+ * Move [start, end) into this device's memory. A page that is already there
+ * counts as done; a page that cannot be moved (shared, file-backed, in
+ * another device) makes the command fail with -ENOENT, after moving
+ * everything else. Running out of device memory stops the command with
+ * -ENOMEM; the batch that could not be allocated stays in place.
+ */
+static int dmirror_migrate_to_dev(struct dmirror *dmirror,
+				  struct hmm_dmirror_cmd *cmd,
+				  unsigned long start, unsigned long end)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long src[DMIRROR_BATCH], dst[DMIRROR_BATCH];
+	struct migrate_vma args = {
+		.src = src,
+		.dst = dst,
+		.pgmap_owner = dmirror->mdevice,
+		.flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	unsigned long addr, next, moved;
+	int ret;
+
+	ret = dmirror_check_vmas(mm, start, end);
+	if (ret)
+		return ret;
+
+	for (addr = start; addr < end; addr = next) {
+		mmap_read_lock(mm);
+		args.vma = vma_lookup(mm, addr);
+		if (!args.vma || !(args.vma->vm_flags & VM_READ)) {
+			mmap_read_unlock(mm);
+			return -EINVAL;
+		}
+		next = min3(end, args.vma->vm_end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		args.start = addr;
+		args.end = next;
+		ret = migrate_vma_setup(&args);
+		if (ret) {
+			mmap_read_unlock(mm);
+			return ret;
+		}
+		ret = dmirror_fill_dev_pages(dmirror, &args);
+		migrate_vma_pages(&args);
+		moved = dmirror_count_moved(src, dst, args.npages);
+		migrate_vma_finalize(&args);
+		mmap_read_unlock(mm);
+		dmirror_count(dmirror->mdevice, DMIRROR_MIGRATED_TO_DEV, moved);
+		cmd->cpages += moved;
+		if (ret)
+			return ret;
+	}
+
+	/* cpages now counts what lives in device memory, moved or not. */
+	cmd->cpages = 0;
+	return dmirror_device_view(dmirror, cmd, start, end);
+}
+
+/*
+ * Give each device page the core collected a system page with its content.
+ * @vma is NULL when evicting by pfn. Returns the number of pages filled.
+ */
+static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *dst,
+					    unsigned long npages,
+					    struct vm_area_struct *vma,
+					    unsigned long start)
+{
+	unsigned long i, filled = 0;
+
+	for (i = 0; i < npages; i++) {
+		struct page *spage = migrate_pfn_to_page(src[i]);
+		struct page *dpage;
+
+		dst[i] = 0;
+		if (!spage || !(src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (vma)
+			dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, vma,
+					       start + i * PAGE_SIZE);
+		else
+			dpage = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL);
+		if (!dpage)
+			continue;
+		lock_page(dpage);
+		copy_highpage(dpage, dmirror_data_page(spage));
+		dst[i] = migrate_pfn(page_to_pfn(dpage));
+		filled++;
+	}
+	return filled;
+}
+
+/*
+ * Move this device's pages in [start, end) back to system memory. With
+ * @for_write the device wants to write there, which read-only vmas refuse.
+ * Returns the number of pages moved or -errno.
+ */
+static long dmirror_migrate_home(struct dmirror *dmirror, unsigned long start,
+				 unsigned long end, bool for_write)
+{
+	struct dmirror_device *mdevice = dmirror->mdevice;
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long src[DMIRROR_BATCH], dst[DMIRROR_BATCH];
+	struct migrate_vma args = {
+		.src = src,
+		.dst = dst,
+		.pgmap_owner = mdevice,
+		.flags = mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ?
+			 MIGRATE_VMA_SELECT_DEVICE_PRIVATE :
+			 MIGRATE_VMA_SELECT_DEVICE_COHERENT,
+	};
+	unsigned long addr, next, moved, total = 0;
+	int ret;
+
+	for (addr = start; addr < end; addr = next) {
+		mmap_read_lock(mm);
+		args.vma = vma_lookup(mm, addr);
+		ret = !args.vma ? -EINVAL :
+		      for_write && !(args.vma->vm_flags & VM_WRITE) ? -EPERM : 0;
+		if (ret) {
+			mmap_read_unlock(mm);
+			return ret;
+		}
+		next = min3(end, args.vma->vm_end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		args.start = addr;
+		args.end = next;
+		ret = migrate_vma_setup(&args);
+		if (ret) {
+			mmap_read_unlock(mm);
+			return ret;
+		}
+		dmirror_fill_sys_pages(src, dst, args.npages, args.vma, addr);
+		migrate_vma_pages(&args);
+		moved = dmirror_count_moved(src, dst, args.npages);
+		migrate_vma_finalize(&args);
+		mmap_read_unlock(mm);
+
+		dmirror_count(mdevice, DMIRROR_MIGRATED_TO_SYS, moved);
+		total += moved;
+	}
+	return total;
+}
+
+static int dmirror_migrate_to_sys(struct dmirror *dmirror,
+				  struct hmm_dmirror_cmd *cmd,
+				  unsigned long start, unsigned long end)
+{
+	long moved;
+	int ret;
+
+	ret = dmirror_check_vmas(dmirror->notifier.mm, start, end);
+	if (ret)
+		return ret;
+	moved = dmirror_migrate_home(dmirror, start, end, false);
+	if (moved < 0)
+		return moved;
+	cmd->cpages = moved;
+	return 0;
+}
+
+/*
+ * Evict every page of one chunk to system memory, wherever it is mapped.
+ * Returns the number of pages moved or -ENOMEM.
+ */
+static long dmirror_evict_chunk(struct dmirror_chunk *chunk)
+{
+	unsigned long npages = DMIRROR_CHUNK_PAGES;
+	unsigned long *src, *dst, moved;
+
+	src = kvcalloc(npages, sizeof(*src), GFP_KERNEL);
+	dst = kvcalloc(npages, sizeof(*dst), GFP_KERNEL);
+	if (!src || !dst) {
+		kvfree(src);
+		kvfree(dst);
+		return -ENOMEM;
+	}
+	migrate_device_range(src, PHYS_PFN(chunk->pgmap.range.start), npages);
+	dmirror_fill_sys_pages(src, dst, npages, NULL, 0);
+	migrate_device_pages(src, dst, npages);
+	moved = dmirror_count_moved(src, dst, npages);
+	dmirror_count(chunk->mdevice, DMIRROR_MIGRATED_TO_SYS, moved);
+	migrate_device_finalize(src, dst, npages);
+	kvfree(src);
+	kvfree(dst);
+	return moved;
+}
+
+/* Empty the device's memory; the pages moved are counted in *@moved. */
+static int dmirror_evict(struct dmirror_device *mdevice, u64 *moved)
+{
+	unsigned int i;
+	long ret = 0;
+
+	mutex_lock(&mdevice->grow_lock);
+	for (i = 0; i < mdevice->nr_chunks && ret >= 0; i++) {
+		ret = dmirror_evict_chunk(mdevice->chunks[i]);
+		if (ret > 0)
+			*moved += ret;
+	}
+	mutex_unlock(&mdevice->grow_lock);
+	return ret < 0 ? ret : 0;
+}
+
+static void dmirror_put_pages(struct page **pages, long npages)
+{
+	long i;
+
+	for (i = 0; i < npages; i++) {
+		if (pages[i]) {
+			unlock_page(pages[i]);
+			put_page(pages[i]);
+		}
+	}
+}
+
+/*
+ * Take exclusive access to [start, end), at most DMIRROR_BATCH pages, and
+ * map the pages for atomics. Returns how many pages were mapped.
+ */
+static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start,
+				    unsigned long end)
+{
+	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct page *pages[DMIRROR_BATCH];
+	unsigned long seq;
+	long n, i, mapped = 0;
+	int ret;
+
+	for (;;) {
+		/*
+		 * Fault the range in writable first: breaking COW, undoing an
+		 * earlier exclusive grant or splitting a THP inside
+		 * make_device_exclusive_range() would invalidate the range
+		 * after @seq, every time.
+		 */
+		ret = dmirror_fault(dmirror, start, end, true);
+		if (ret)
+			return ret;
+		seq = mmu_interval_read_begin(&dmirror->notifier);
+		mmap_read_lock(mm);
+		n = make_device_exclusive_range(mm, start, end, pages, dmirror);
+		mmap_read_unlock(mm);
+		if (n < 0)
+			return n;
+		mutex_lock(&dmirror->pt_lock);
+		if (!mmu_interval_read_retry(&dmirror->notifier, seq))
+			break;
+		mutex_unlock(&dmirror->pt_lock);
+		dmirror_put_pages(pages, n);
+		if (time_after(jiffies, timeout))
+			return -EBUSY;
+	}
+	for (i = 0; i < n; i++) {
+		if (pages[i] && !dmirror_pt_set(dmirror, start + i * PAGE_SIZE, pages[i],
+						DPTE_WRITE | DPTE_ATOMIC))
+			mapped++;
+	}
+	mutex_unlock(&dmirror->pt_lock);
+	dmirror_put_pages(pages, n);
+	return mapped;
+}
+
+static int dmirror_exclusive(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			     unsigned long start, unsigned long end)
+{
+	unsigned long addr, next;
+	long mapped;
+
+	for (addr = start; addr < end; addr = next) {
+		next = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		mapped = dmirror_exclusive_batch(dmirror, addr, next);
+		if (mapped < 0)
+			return mapped;
+		cmd->cpages += mapped;
+	}
+	if (cmd->cpages != (end - start) >> PAGE_SHIFT)
+		return -EBUSY;
+
+	/* Show what the device can now access, without faulting (revoking). */
+	cmd->cpages = 0;
+	return dmirror_access(dmirror, cmd, start, end, false, false);
+}
+
+static int dmirror_check_exclusive(struct dmirror *dmirror, unsigned long start,
+				   unsigned long end)
+{
+	unsigned long index;
+	void *entry;
+	int ret = 0;
+
+	mutex_lock(&dmirror->pt_lock);
+	xa_for_each_range(&dmirror->pt, index, entry, start >> PAGE_SHIFT,
+			  (end - 1) >> PAGE_SHIFT) {
+		if (dpte_access(entry) & DPTE_ATOMIC) {
+			ret = -EPERM;
+			break;
+		}
+	}
+	mutex_unlock(&dmirror->pt_lock);
+	return ret;
+}
+
+static int dmirror_set_flags(struct dmirror *dmirror, u64 flags)
+{
+	if (flags & ~HMM_DMIRROR_FLAG_FAIL_ALLOC)
+		return -EINVAL;
+	if (flags & HMM_DMIRROR_FLAG_FAIL_ALLOC)
+		set_bit(0, &dmirror->flags);
+	else
+		clear_bit(0, &dmirror->flags);
+	return 0;
+}
+
+/* The range a command names: non-empty, page aligned, in user space. */
+static int dmirror_cmd_range(const struct hmm_dmirror_cmd *cmd,
+			     unsigned long *start, unsigned long *end)
+{
+	if (!cmd->npages || cmd->npages > TASK_SIZE >> PAGE_SHIFT)
+		return -EINVAL;
+	if (!PAGE_ALIGNED(cmd->addr) ||
+	    cmd->addr > TASK_SIZE - (cmd->npages << PAGE_SHIFT))
+		return -EINVAL;
+	*start = cmd->addr;
+	*end = cmd->addr + (cmd->npages << PAGE_SHIFT);
+	return 0;
+}
+
+static int dmirror_range_cmd(struct dmirror *dmirror, unsigned int command,
+			     struct hmm_dmirror_cmd *cmd)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long start, end;
+	int ret;
+
+	ret = dmirror_cmd_range(cmd, &start, &end);
+	if (ret)
+		return ret;
+	/* The process that opened the file may be gone. */
+	if (!mmget_not_zero(mm))
+		return -EINVAL;
+
+	switch (command) {
+	case HMM_DMIRROR_READ:
+		ret = dmirror_access(dmirror, cmd, start, end, false, true);
+		break;
+	case HMM_DMIRROR_WRITE:
+		ret = dmirror_access(dmirror, cmd, start, end, true, true);
+		break;
+	case HMM_DMIRROR_MIGRATE_TO_DEV:
+		ret = dmirror_migrate_to_dev(dmirror, cmd, start, end);
+		break;
+	case HMM_DMIRROR_MIGRATE_TO_SYS:
+		ret = dmirror_migrate_to_sys(dmirror, cmd, start, end);
+		break;
+	case HMM_DMIRROR_SNAPSHOT:
+		ret = dmirror_snapshot(dmirror, cmd, start, end);
+		break;
+	case HMM_DMIRROR_EXCLUSIVE:
+		ret = dmirror_exclusive(dmirror, cmd, start, end);
+		break;
+	case HMM_DMIRROR_CHECK_EXCLUSIVE:
+		ret = dmirror_check_exclusive(dmirror, start, end);
+		break;
+	}
+	mmput(mm);
+	return ret;
+}
+
+static long dmirror_ioctl(struct file *filp, unsigned int command,
+			  unsigned long arg)
+{
+	struct dmirror *dmirror = filp->private_data;
+	void __user *uarg = (void __user *)arg;
+	struct hmm_dmirror_cmd cmd;
+	int ret;
+
+	switch (command) {
+	case HMM_DMIRROR_READ:
+	case HMM_DMIRROR_WRITE:
+	case HMM_DMIRROR_MIGRATE_TO_DEV:
+	case HMM_DMIRROR_MIGRATE_TO_SYS:
+	case HMM_DMIRROR_SNAPSHOT:
+	case HMM_DMIRROR_EXCLUSIVE:
+	case HMM_DMIRROR_CHECK_EXCLUSIVE:
+	case HMM_DMIRROR_RELEASE:
+	case HMM_DMIRROR_FLAGS:
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
+		return -EFAULT;
+	cmd.cpages = 0;
+	cmd.faults = 0;
+
+	if (command == HMM_DMIRROR_FLAGS)
+		ret = dmirror_set_flags(dmirror, cmd.npages);
+	else if (command == HMM_DMIRROR_RELEASE)
+		ret = dmirror_evict(dmirror->mdevice, &cmd.cpages);
+	else
+		ret = dmirror_range_cmd(dmirror, command, &cmd);
+
+	/* The counts are worth having even when the command failed part way. */
+	if (copy_to_user(uarg, &cmd, sizeof(cmd)) && !ret)
+		ret = -EFAULT;
+	return ret;
+}
+
+/*
+ * Mapping the device file gives ordinary kernel pages in a VM_MIXEDMAP vma,
+ * memory HMM must refuse to mirror.
+ */
+static int dmirror_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	unsigned long addr;
+	int ret;
+
+	for (addr = vma->vm_start; addr < vma->vm_end; addr += PAGE_SIZE) {
+		struct page *page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+
+		if (!page)
+			return -ENOMEM;
+		ret = vm_insert_page(vma, addr, page);
+		put_page(page);		/* the mapping holds its own reference */
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int dmirror_open(struct inode *inode, struct file *filp)
+{
+	struct dmirror_device *mdevice =
+		container_of(inode->i_cdev, struct dmirror_device, cdev);
+	struct dmirror *dmirror;
+	int ret;
+
+	if (!current->mm)
+		return -EINVAL;
+	dmirror = kzalloc(sizeof(*dmirror), GFP_KERNEL);
+	if (!dmirror)
+		return -ENOMEM;
+	dmirror->mdevice = mdevice;
+	mutex_init(&dmirror->pt_lock);
+	xa_init(&dmirror->pt);
+
+	ret = mmu_interval_notifier_insert(&dmirror->notifier, current->mm, 0,
+					   TASK_SIZE, &dmirror_notifier_ops);
+	if (ret) {
+		kfree(dmirror);
+		return ret;
+	}
+	filp->private_data = dmirror;
+	return 0;
+}
+
+static int dmirror_release(struct inode *inode, struct file *filp)
+{
+	struct dmirror *dmirror = filp->private_data;
+
+	mmu_interval_notifier_remove(&dmirror->notifier);
+	xa_destroy(&dmirror->pt);
+	kfree(dmirror);
+	return 0;
+}
+
+static const struct file_operations dmirror_fops = {
+	.owner		= THIS_MODULE,
+	.open		= dmirror_open,
+	.release	= dmirror_release,
+	.mmap		= dmirror_mmap,
+	.unlocked_ioctl	= dmirror_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.llseek		= default_llseek,
+};
+
+/* A CPU fault on one of our private pages: bring that page home. */
+static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
+{
+	struct dmirror_device *mdevice = dmirror_page_chunk(vmf->page)->mdevice;
+	unsigned long src = 0, dst = 0;
+	struct migrate_vma args = {
+		.vma = vmf->vma,
+		.start = vmf->address & PAGE_MASK,
+		.end = (vmf->address & PAGE_MASK) + PAGE_SIZE,
+		.src = &src,
+		.dst = &dst,
+		.pgmap_owner = mdevice,
+		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+		.fault_page = vmf->page,
+	};
+	vm_fault_t ret = 0;
+
+	dmirror_count(mdevice, DMIRROR_CPU_FAULTS, 1);
+	if (migrate_vma_setup(&args))
+		return VM_FAULT_SIGBUS;
+	if (!dmirror_fill_sys_pages(&src, &dst, 1, vmf->vma, args.start) &&
+	    (src & MIGRATE_PFN_MIGRATE))
+		ret = VM_FAULT_OOM;
+	migrate_vma_pages(&args);
+	dmirror_count(mdevice, DMIRROR_MIGRATED_TO_SYS,
+		      dmirror_count_moved(&src, &dst, 1));
+	migrate_vma_finalize(&args);
+	return ret;
+}
+
+static const struct dev_pagemap_ops dmirror_pgmap_ops = {
+	.page_free	= dmirror_page_free,
+	.migrate_to_ram	= dmirror_migrate_to_ram,
+};
+
+/* ---- sysfs: /sys/dev/char/<major>:<minor>/stats/ ----------------------- */
+
+static ssize_t dmirror_stat_show(struct device *dev, struct device_attribute *attr,
+				 char *buf)
+{
+	struct dmirror_device *mdevice = container_of(dev, struct dmirror_device, dev);
+	struct dev_ext_attribute *ea = container_of(attr, struct dev_ext_attribute, attr);
+
+	return sysfs_emit(buf, "%ld\n",
+			  atomic_long_read(&mdevice->stats[(uintptr_t)ea->var]));
+}
+
+#define DMIRROR_STAT_ATTR(_name, _stat)					\
+	static struct dev_ext_attribute dmirror_attr_##_name = {	\
+		.attr = __ATTR(_name, 0444, dmirror_stat_show, NULL),	\
+		.var = (void *)(_stat),					\
+	}
+
+DMIRROR_STAT_ATTR(dev_pages_total, DMIRROR_DEV_PAGES_TOTAL);
+DMIRROR_STAT_ATTR(dev_pages_in_use, DMIRROR_DEV_PAGES_IN_USE);
+DMIRROR_STAT_ATTR(migrated_to_dev, DMIRROR_MIGRATED_TO_DEV);
+DMIRROR_STAT_ATTR(migrated_to_sys, DMIRROR_MIGRATED_TO_SYS);
+DMIRROR_STAT_ATTR(cpu_faults, DMIRROR_CPU_FAULTS);
+DMIRROR_STAT_ATTR(device_faults, DMIRROR_DEVICE_FAULTS);
+DMIRROR_STAT_ATTR(alloc_failures, DMIRROR_ALLOC_FAILURES);
+
+static struct attribute *dmirror_stat_attrs[] = {
+	&dmirror_attr_dev_pages_total.attr.attr,
+	&dmirror_attr_dev_pages_in_use.attr.attr,
+	&dmirror_attr_migrated_to_dev.attr.attr,
+	&dmirror_attr_migrated_to_sys.attr.attr,
+	&dmirror_attr_cpu_faults.attr.attr,
+	&dmirror_attr_device_faults.attr.attr,
+	&dmirror_attr_alloc_failures.attr.attr,
+	NULL,
+};
+
+static const struct attribute_group dmirror_stat_group = {
+	.name	= "stats",
+	.attrs	= dmirror_stat_attrs,
+};
+
+static const struct attribute_group *dmirror_groups[] = {
+	&dmirror_stat_group,
+	NULL,
+};
+
+/* ---- devices ------------------------------------------------------------ */
+
+static void dmirror_device_release(struct device *dev)
+{
+	kfree(container_of(dev, struct dmirror_device, dev));
+}
+
+static int dmirror_device_add(unsigned int id, unsigned int type,
+			      phys_addr_t spm_base)
+{
+	struct dmirror_device *mdevice;
+	int ret;
+
+	mdevice = kzalloc(sizeof(*mdevice), GFP_KERNEL);
+	if (!mdevice)
+		return -ENOMEM;
+	mdevice->type = type;
+	mdevice->spm_base = spm_base;
+	mutex_init(&mdevice->grow_lock);
+	spin_lock_init(&mdevice->free_lock);
+
+	device_initialize(&mdevice->dev);
+	mdevice->dev.devt = MKDEV(MAJOR(dmirror_devt), id);
+	mdevice->dev.groups = dmirror_groups;
+	mdevice->dev.release = dmirror_device_release;
+	ret = dev_set_name(&mdevice->dev, "hmm_dmirror%u", id);
+	if (ret)
+		goto fail;
+	cdev_init(&mdevice->cdev, &dmirror_fops);
+	mdevice->cdev.owner = THIS_MODULE;
+	ret = cdev_device_add(&mdevice->cdev, &mdevice->dev);
+	if (ret)
+		goto fail;
+	dmirror_devices[id] = mdevice;
+	return 0;
+
+fail:
+	put_device(&mdevice->dev);
+	return ret;
+}
+
+static void dmirror_device_remove(struct dmirror_device *mdevice)
+{
+	u64 moved = 0;
+	unsigned int i;
+
+	cdev_device_del(&mdevice->cdev, &mdevice->dev);
+	dmirror_evict(mdevice, &moved);
+	for (i = 0; i < mdevice->nr_chunks; i++) {
+		memunmap_pages(&mdevice->chunks[i]->pgmap);
+		dmirror_chunk_destroy(mdevice->chunks[i]);
+	}
+	put_device(&mdevice->dev);
+}
+
+static void dmirror_remove_all(void)
+{
+	unsigned int id;
+
+	for (id = 0; id < DMIRROR_NR_DEVICES; id++) {
+		if (dmirror_devices[id])
+			dmirror_device_remove(dmirror_devices[id]);
+		dmirror_devices[id] = NULL;
+	}
+	unregister_chrdev_region(dmirror_devt, DMIRROR_NR_DEVICES);
+}
+
+static int __init hmm_dmirror_init(void)
+{
+	const unsigned long spm[] = { spm_addr_dev0, spm_addr_dev1 };
+	unsigned int id;
+	int ret;
+
+	ret = alloc_chrdev_region(&dmirror_devt, 0, DMIRROR_NR_DEVICES, "hmm_dmirror");
+	if (ret)
+		return ret;
+
+	for (id = 0; id < DMIRROR_NR_DEVICES; id++) {
+		unsigned long base = 0;
+
+		if (id >= DMIRROR_NR_PRIVATE) {
+			base = spm[id - DMIRROR_NR_PRIVATE];
+			if (!base) {
+				pr_info("hmm_dmirror%u (device coherent) not created: no test_hmm.spm_addr_dev%u= given\n",
+					id, id - DMIRROR_NR_PRIVATE);
+				continue;
+			}
+			if (!IS_ALIGNED(base, SZ_2M)) {
+				pr_err("hmm_dmirror%u not created: spm_addr_dev%u %#lx is not 2 MiB aligned\n",
+				       id, id - DMIRROR_NR_PRIVATE, base);
+				continue;
+			}
+		}
+		ret = dmirror_device_add(id, base ? HMM_DMIRROR_MEMORY_DEVICE_COHERENT :
+					 HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, base);
+		if (ret) {
+			dmirror_remove_all();
+			return ret;
+		}
+	}
+	pr_info("HMM test driver loaded\n");
+	return 0;
+}
+
+static void __exit hmm_dmirror_exit(void)
+{
+	dmirror_remove_all();
+}
+
+module_init(hmm_dmirror_init);
+module_exit(hmm_dmirror_exit);
+MODULE_DESCRIPTION("Test device for HMM: a mirror of process memory with device memory");
+MODULE_LICENSE("GPL");
