@@ -729,17 +729,20 @@ TEST_F(mirror, device_file_mapping)
 	char *mem;
 
 	/*
-	 * The device file maps plain kernel pages into a VM_MIXEDMAP vma: the
-	 * CPU may use them, but HMM must not mirror or migrate them.
+	 * The device file maps ordinary kernel pages into a VM_MIXEDMAP vma.
+	 * They have struct pages, so the device may mirror them, but they are
+	 * not anonymous memory and cannot migrate.
 	 */
 	mem = mmap(NULL, len, RW, MAP_SHARED, self->fd, 0);
 	ASSERT_NE(MAP_FAILED, mem);
 	EXPECT_ZEROS(mem, len);
-	EXPECT_EQ(-EFAULT, dmirror_call(self->fd, HMM_DMIRROR_READ, mem, buf, 4, NULL));
+	pattern_fill(mem, len, 96);
+	EXPECT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, mem, buf, 4, NULL));
+	EXPECT_PATTERN(buf, len, 96);
 	ASSERT_EQ(0, snapshot(self->fd, mem, 4, snap));
-	EXPECT_SNAP(snap, 0, 4, SNAP_ERROR);
+	EXPECT_SNAP(snap, 0, 4, SNAP_RW);
 	EXPECT_EQ(-EINVAL, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem, 4, NULL));
-	EXPECT_ZEROS(mem, len);
+	EXPECT_PATTERN(mem, len, 96);
 }
 
 TEST_F(mirror, device_faults_counted)
@@ -1333,16 +1336,18 @@ TEST_F(migrate, exit_frees_device_memory)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
+		/* A file mirrors its opener: the child needs its own. */
+		int fd = dmirror_open(variant->device);
 		struct hmm_dmirror_cmd res;
 		char *mem = anon_map(len, RW);
 
-		if (mem == MAP_FAILED)
+		if (fd < 0 || mem == MAP_FAILED)
 			_exit(1);
 		pattern_fill(mem, len, 60);
-		if (dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem,
-				 NPAGES, &res) || res.cpages != NPAGES)
+		if (dmirror_range(fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem,
+				  NPAGES, &res) || res.cpages != NPAGES)
 			_exit(2);
-		/* Exit with the pages still on the device. */
+		/* Exit with the pages still on the device, the file open. */
 		_exit(0);
 	}
 	EXPECT_EQ(0, child_status(pid));
