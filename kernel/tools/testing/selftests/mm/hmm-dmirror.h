@@ -33,7 +33,7 @@
 #define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
 #endif
 #ifndef HMM_DMIRROR_FLAG_FAIL_ALLOC
-#define HMM_DMIRROR_FLAG_FAIL_ALLOC	(1ULL << 0)
+#define HMM_DMIRROR_FLAG_FAIL_ALLOC	0x1ULL
 #endif
 
 #define HUGE_2M		(2UL << 20)

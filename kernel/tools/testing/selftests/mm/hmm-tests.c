@@ -38,37 +38,49 @@
 
 /* Every entry of snapshot @snap in [@from, @to) is @want. */
 #define EXPECT_SNAP(snap, from, to, want) do {					\
-	size_t __at = snap_mismatch(snap, from, to, want);			\
-	EXPECT_EQ((size_t)(to), __at)						\
+	const uint8_t *__snap = (snap);						\
+	size_t __to = (to);							\
+	uint8_t __want = (want);						\
+	size_t __at = snap_mismatch(__snap, (from), __to, __want);		\
+	EXPECT_EQ(__to, __at)							\
 		TH_LOG("snapshot entry %zu is 0x%02x, expected 0x%02x",	\
-		       __at, (snap)[__at], (unsigned int)(want));		\
+		       __at, __snap[__at], __want);				\
 } while (0)
 
 /* @len bytes at @buf hold pattern @seed. */
 #define EXPECT_PATTERN(buf, len, seed) do {					\
-	size_t __off = pattern_check(buf, len, seed);				\
-	EXPECT_EQ((size_t)(len), __off)						\
+	size_t __len = (len);							\
+	uint32_t __seed = (seed);						\
+	size_t __off = pattern_check((buf), __len, __seed);			\
+	EXPECT_EQ(__len, __off)							\
 		TH_LOG("pattern %u broken at byte %zu (page %zu)",		\
-		       (unsigned int)(seed), __off, __off / page_bytes());	\
+		       __seed, __off, __off / page_bytes());			\
 } while (0)
 
 /* @len bytes at @buf read as zero. */
 #define EXPECT_ZEROS(buf, len) do {						\
-	size_t __off = zero_check(buf, len);					\
-	EXPECT_EQ((size_t)(len), __off)						\
+	size_t __len = (len);							\
+	size_t __off = zero_check((buf), __len);				\
+	EXPECT_EQ(__len, __off)							\
 		TH_LOG("nonzero byte at %zu (page %zu)",			\
 		       __off, __off / page_bytes());				\
 } while (0)
 
-/* Open a dmirror for a fixture; skip when this kernel has no such device. */
-#define OPEN_DEVICE(fd, index) do {						\
-	(fd) = dmirror_open(index);						\
-	if ((fd) == -ENOENT)							\
-		SKIP(return, "no /dev/hmm_dmirror%d: needs CONFIG_TEST_HMM%s",	\
-		     index, (index) >= 2 ?					\
-		     " and test_hmm.spm_addr_dev* soft-reserved memory" : "");	\
-	ASSERT_LE(0, fd);							\
-} while (0)
+/*
+ * Open /dev/hmm_dmirror<index> for a fixture. Returns the descriptor, or
+ * -ENOENT after marking the test skipped when this kernel has no such device.
+ */
+static int open_device(struct __test_metadata *_metadata, int index)
+{
+	int fd = dmirror_open(index);
+
+	if (fd == -ENOENT)
+		SKIP(return fd, "no /dev/hmm_dmirror%d: needs CONFIG_TEST_HMM%s",
+		     index, index >= 2 ?
+		     " and test_hmm.spm_addr_dev* soft-reserved memory" : "");
+	ASSERT_LE(0, fd);
+	return fd;
+}
 
 static int snapshot(int fd, const void *addr, size_t npages, uint8_t *out)
 {
@@ -167,7 +179,9 @@ FIXTURE_VARIANT_ADD(mirror, coherent2) {
 FIXTURE_SETUP(mirror)
 {
 	self->page = page_bytes();
-	OPEN_DEVICE(self->fd, variant->device);
+	self->fd = open_device(_metadata, variant->device);
+	if (self->fd < 0)
+		return;
 }
 
 FIXTURE_TEARDOWN(mirror)
@@ -801,8 +815,12 @@ FIXTURE_SETUP(migrate)
 {
 	self->page = page_bytes();
 	self->peer_fd = -1;
-	OPEN_DEVICE(self->fd, variant->device);
-	OPEN_DEVICE(self->peer_fd, variant->peer);
+	self->fd = open_device(_metadata, variant->device);
+	if (self->fd < 0)
+		return;
+	self->peer_fd = open_device(_metadata, variant->peer);
+	if (self->peer_fd < 0)
+		return;
 	/*
 	 * Device pages are reported with their access, like system pages.
 	 * Another device's private page is invisible to a snapshot: it is
@@ -832,7 +850,7 @@ static void to_device(struct __test_metadata *_metadata, int fd, void *mem,
 	struct hmm_dmirror_cmd res;
 
 	ASSERT_EQ(0, dmirror_range(fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem,
-				  npages, &res));
+				   npages, &res));
 	ASSERT_EQ(npages, res.cpages);
 }
 
@@ -914,7 +932,7 @@ TEST_F(migrate, to_system)
 	ASSERT_EQ(0, dmirror_stats_read(variant->device, &before));
 	to_device(_metadata, self->fd, mem, NPAGES);
 	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem,
-				  NPAGES, &res));
+				   NPAGES, &res));
 	EXPECT_EQ(NPAGES, res.cpages);
 	ASSERT_EQ(0, dmirror_stats_read(variant->device, &after));
 	EXPECT_EQ(NPAGES, stat_delta(&before, &after, ST_TO_SYS));
@@ -935,7 +953,7 @@ TEST_F(migrate, to_system_not_migrated)
 
 	pattern_fill(mem, len, 36);
 	EXPECT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem,
-				  NPAGES, &res));
+				   NPAGES, &res));
 	EXPECT_EQ(0, res.cpages);
 	ASSERT_EQ(0, snapshot(self->fd, mem, NPAGES, snap));
 	EXPECT_SNAP(snap, 0, NPAGES, SNAP_RW);
@@ -1096,7 +1114,7 @@ TEST_F(migrate, to_peer_through_system)
 	ASSERT_EQ(0, dmirror_stats_read(variant->device, &before));
 	ASSERT_EQ(0, dmirror_stats_read(variant->peer, &pbefore));
 	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem,
-				  NPAGES, &res));
+				   NPAGES, &res));
 	EXPECT_EQ(NPAGES, res.cpages);
 	to_device(_metadata, self->peer_fd, mem, NPAGES);
 	ASSERT_EQ(0, dmirror_stats_read(variant->device, &after));
@@ -1383,7 +1401,7 @@ TEST_F(migrate, alloc_failure)
 
 	/* The failure was a one-shot: the next migration moves everything. */
 	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem,
-				  NPAGES, NULL));
+				   NPAGES, NULL));
 	to_device(_metadata, self->fd, mem, NPAGES);
 	ASSERT_EQ(0, snapshot(self->fd, mem, NPAGES, snap));
 	EXPECT_SNAP(snap, 0, NPAGES, self->local);
@@ -1515,7 +1533,7 @@ TEST_F(migrate, many_vmas)
 	ASSERT_EQ(0, protect_odd_pages(mem, NPAGES, PROT_READ));
 	/* Migration walks all eight read-only and eight writable VMAs. */
 	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem,
-				  NPAGES, &res));
+				   NPAGES, &res));
 	EXPECT_EQ(NPAGES, res.cpages);
 	ASSERT_EQ(0, snapshot(self->fd, mem, NPAGES, snap));
 	for (i = 0; i < NPAGES; i++) {
@@ -1563,7 +1581,9 @@ FIXTURE_VARIANT_ADD(exclusive, private0_thp) {
 
 FIXTURE_SETUP(exclusive)
 {
-	OPEN_DEVICE(self->fd, variant->device);
+	self->fd = open_device(_metadata, variant->device);
+	if (self->fd < 0)
+		return;
 	if (variant->thp) {
 		self->len = HUGE_2M;
 		self->mem = thp_area(_metadata, 70);
@@ -1581,57 +1601,55 @@ FIXTURE_TEARDOWN(exclusive)
 		close(self->fd);
 }
 
-static int grant(FIXTURE_DATA(exclusive) *self, struct hmm_dmirror_cmd *res)
+static int grant(int fd, void *mem, size_t npages, struct hmm_dmirror_cmd *res)
 {
-	return dmirror_range(self->fd, HMM_DMIRROR_EXCLUSIVE, self->mem,
-			     self->npages, res);
+	return dmirror_range(fd, HMM_DMIRROR_EXCLUSIVE, mem, npages, res);
 }
 
 /* 0 once every page was revoked, -EPERM while the device holds one. */
-static int revoked(FIXTURE_DATA(exclusive) *self)
+static int revoked(int fd, void *mem, size_t npages)
 {
-	return dmirror_call(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, self->mem,
-			    NULL, self->npages, NULL);
+	return dmirror_call(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, mem, NULL, npages, NULL);
 }
 
 TEST_F(exclusive, grant)
 {
 	struct hmm_dmirror_cmd res;
 
-	EXPECT_EQ(0, revoked(self));
-	ASSERT_EQ(0, grant(self, &res));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, &res));
 	EXPECT_EQ(self->npages, res.cpages);
-	EXPECT_EQ(-EPERM, revoked(self));
+	EXPECT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
 }
 
 TEST_F(exclusive, cpu_read_revokes)
 {
-	ASSERT_EQ(0, grant(self, NULL));
-	ASSERT_EQ(-EPERM, revoked(self));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
+	ASSERT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
 	EXPECT_PATTERN(self->mem, self->len, 70);
-	EXPECT_EQ(0, revoked(self));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 }
 
 TEST_F(exclusive, cpu_write_revokes)
 {
 	size_t page = page_bytes(), rest = self->len - page;
 
-	ASSERT_EQ(0, grant(self, NULL));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
 	pattern_fill(self->mem, page, 71);
 	/* One page is back with the CPU, the others are still the device's. */
-	EXPECT_EQ(-EPERM, revoked(self));
+	EXPECT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
 	EXPECT_EQ(rest, pattern_check_from(self->mem + page, rest, 70, page / 4));
-	EXPECT_EQ(0, revoked(self));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 	EXPECT_PATTERN(self->mem, page, 71);
 }
 
 TEST_F(exclusive, regrant_after_revoke)
 {
-	ASSERT_EQ(0, grant(self, NULL));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
 	pattern_fill(self->mem, self->len, 72);
-	ASSERT_EQ(0, revoked(self));
-	ASSERT_EQ(0, grant(self, NULL));
-	EXPECT_EQ(-EPERM, revoked(self));
+	ASSERT_EQ(0, revoked(self->fd, self->mem, self->npages));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
+	EXPECT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
 	EXPECT_PATTERN(self->mem, self->len, 72);
 }
 
@@ -1639,23 +1657,23 @@ TEST_F(exclusive, fork_revokes)
 {
 	pid_t pid;
 
-	ASSERT_EQ(0, grant(self, NULL));
-	ASSERT_EQ(-EPERM, revoked(self));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
+	ASSERT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid)
 		_exit(pattern_check(self->mem, self->len, 70) == self->len ? 0 : 1);
 	EXPECT_EQ(0, child_status(pid));
 	/* Copying the mappings gave the pages back to the CPU. */
-	EXPECT_EQ(0, revoked(self));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 	EXPECT_PATTERN(self->mem, self->len, 70);
 }
 
 TEST_F(exclusive, readonly_is_eperm)
 {
 	ASSERT_EQ(0, mprotect(self->mem, self->len, PROT_READ));
-	EXPECT_EQ(-EPERM, grant(self, NULL));
-	EXPECT_EQ(0, revoked(self));
+	EXPECT_EQ(-EPERM, grant(self->fd, self->mem, self->npages, NULL));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 	EXPECT_PATTERN(self->mem, self->len, 70);
 }
 
@@ -1664,18 +1682,18 @@ TEST_F(exclusive, unpopulated)
 	struct hmm_dmirror_cmd res;
 
 	ASSERT_EQ(0, madvise(self->mem, self->len, MADV_DONTNEED));
-	ASSERT_EQ(0, grant(self, &res));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, &res));
 	EXPECT_EQ(self->npages, res.cpages);
-	EXPECT_EQ(-EPERM, revoked(self));
+	EXPECT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
 	EXPECT_ZEROS(self->mem, self->len);
-	EXPECT_EQ(0, revoked(self));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 }
 
 TEST_F(exclusive, mprotect_revokes)
 {
-	ASSERT_EQ(0, grant(self, NULL));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
 	ASSERT_EQ(0, mprotect(self->mem, self->len, PROT_READ));
-	EXPECT_EQ(0, revoked(self));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 	EXPECT_PATTERN(self->mem, self->len, 70);
 	ASSERT_EQ(0, mprotect(self->mem, self->len, RW));
 	pattern_fill(self->mem, self->len, 73);
@@ -1684,9 +1702,9 @@ TEST_F(exclusive, mprotect_revokes)
 
 TEST_F(exclusive, munmap_revokes)
 {
-	ASSERT_EQ(0, grant(self, NULL));
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
 	ASSERT_EQ(0, munmap(self->mem, self->len));
-	EXPECT_EQ(0, revoked(self));
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 }
 
 /* ------------------------------------------------------------------------
@@ -1785,7 +1803,9 @@ FIXTURE_SETUP(badarg)
 {
 	size_t len = BADARG_PAGES * page_bytes();
 
-	OPEN_DEVICE(self->fd, 0);
+	self->fd = open_device(_metadata, 0);
+	if (self->fd < 0)
+		return;
 	self->mem = rw_area(_metadata, len);
 	pattern_fill(self->mem, len, 80);
 	self->buf = scratch(_metadata, len);
@@ -1797,17 +1817,17 @@ FIXTURE_TEARDOWN(badarg)
 		close(self->fd);
 }
 
-static void run_bad(struct __test_metadata *_metadata, FIXTURE_DATA(badarg) *self,
-		    const FIXTURE_VARIANT(badarg) *variant, enum cmd_index c)
+static void run_bad(struct __test_metadata *_metadata, int fd, char *mem,
+		    char *buf, enum bad_input input, enum cmd_index c, int err)
 {
 	size_t page = page_bytes(), len = BADARG_PAGES * page;
 	uint64_t npages = BADARG_PAGES;
-	uintptr_t addr = (uintptr_t)self->mem;
-	void *ptr = self->buf;
+	uintptr_t addr = (uintptr_t)mem;
+	void *ptr = buf;
 	struct hmm_dmirror_cmd cmd;
 	int ret;
 
-	switch (variant->input) {
+	switch (input) {
 	case BAD_UNALIGNED:
 		addr += 8;
 		break;
@@ -1832,50 +1852,57 @@ static void run_bad(struct __test_metadata *_metadata, FIXTURE_DATA(badarg) *sel
 	}
 
 	memset(&cmd, 0, sizeof(cmd));
-	ret = dmirror_call(self->fd, cmd_request[c], (void *)addr, ptr, npages, &cmd);
-	EXPECT_EQ(-variant->err[c], ret)
+	ret = dmirror_call(fd, cmd_request[c], (void *)addr, ptr, npages, &cmd);
+	EXPECT_EQ(-err, ret)
 		TH_LOG("got %s, want %s", ret ? strerror(-ret) : "success",
-		       variant->err[c] ? strerror(variant->err[c]) : "success");
+		       err ? strerror(err) : "success");
 	/* A successful snapshot of nothing is all error entries. */
 	if (c == C_SNAPSHOT && !ret)
 		EXPECT_SNAP((uint8_t *)ptr, 0, npages, SNAP_ERROR);
 	/* Whatever failed, the memory the request named is intact. */
-	EXPECT_PATTERN(self->mem, len, 80);
+	EXPECT_PATTERN(mem, len, 80);
 }
 
 TEST_F(badarg, read)
 {
-	run_bad(_metadata, self, variant, C_READ);
+	run_bad(_metadata, self->fd, self->mem, self->buf, variant->input,
+		C_READ, variant->err[C_READ]);
 }
 
 TEST_F(badarg, write)
 {
-	run_bad(_metadata, self, variant, C_WRITE);
+	run_bad(_metadata, self->fd, self->mem, self->buf, variant->input,
+		C_WRITE, variant->err[C_WRITE]);
 }
 
 TEST_F(badarg, migrate_to_dev)
 {
-	run_bad(_metadata, self, variant, C_TO_DEV);
+	run_bad(_metadata, self->fd, self->mem, self->buf, variant->input,
+		C_TO_DEV, variant->err[C_TO_DEV]);
 }
 
 TEST_F(badarg, migrate_to_sys)
 {
-	run_bad(_metadata, self, variant, C_TO_SYS);
+	run_bad(_metadata, self->fd, self->mem, self->buf, variant->input,
+		C_TO_SYS, variant->err[C_TO_SYS]);
 }
 
 TEST_F(badarg, snapshot)
 {
-	run_bad(_metadata, self, variant, C_SNAPSHOT);
+	run_bad(_metadata, self->fd, self->mem, self->buf, variant->input,
+		C_SNAPSHOT, variant->err[C_SNAPSHOT]);
 }
 
 TEST_F(badarg, exclusive)
 {
-	run_bad(_metadata, self, variant, C_EXCLUSIVE);
+	run_bad(_metadata, self->fd, self->mem, self->buf, variant->input,
+		C_EXCLUSIVE, variant->err[C_EXCLUSIVE]);
 }
 
 TEST_F(badarg, check_exclusive)
 {
-	run_bad(_metadata, self, variant, C_CHECK);
+	run_bad(_metadata, self->fd, self->mem, self->buf, variant->input,
+		C_CHECK, variant->err[C_CHECK]);
 }
 
 /* Requests that are wrong as a whole, whatever the range. */
