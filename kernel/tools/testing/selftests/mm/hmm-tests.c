@@ -471,6 +471,32 @@ TEST_F(mirror, shared_anon_across_fork)
 	EXPECT_PATTERN(out, len, 94);
 }
 
+/* Many more pages than the device handles in one go. */
+#define BIG_PAGES	300
+
+TEST_F(mirror, large_range)
+{
+	size_t len = BIG_PAGES * self->page, half = len / 2;
+	struct hmm_dmirror_cmd res;
+	char *in = scratch(_metadata, len);
+	char *out = scratch(_metadata, len);
+	char *mem = rw_area(_metadata, len);
+	uint8_t snap[BIG_PAGES];
+
+	pattern_fill(mem, half, 97);
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, mem, out, BIG_PAGES, &res));
+	EXPECT_EQ(BIG_PAGES, res.cpages);
+	EXPECT_PATTERN(out, half, 97);
+	EXPECT_ZEROS(out + half, len - half);
+
+	pattern_fill(in, len, 98);
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_WRITE, mem, in, BIG_PAGES, &res));
+	EXPECT_EQ(BIG_PAGES, res.cpages);
+	EXPECT_PATTERN(mem, len, 98);
+	ASSERT_EQ(0, snapshot(self->fd, mem, BIG_PAGES, snap));
+	EXPECT_SNAP(snap, 0, BIG_PAGES, SNAP_RW);
+}
+
 TEST_F(mirror, snapshot_unpopulated)
 {
 	size_t len = NPAGES * self->page;
@@ -1012,6 +1038,29 @@ TEST_F(migrate, half_populated)
 	EXPECT_ZEROS(mem + len / 2, len / 2);
 }
 
+TEST_F(migrate, large_range)
+{
+	size_t len = BIG_PAGES * self->page;
+	struct dmirror_stats before, after;
+	struct hmm_dmirror_cmd res;
+	char *mem = rw_area(_metadata, len);
+	uint8_t snap[BIG_PAGES];
+
+	pattern_fill(mem, len, 99);
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &before));
+	to_device(_metadata, self->fd, mem, BIG_PAGES);
+	ASSERT_EQ(0, snapshot(self->fd, mem, BIG_PAGES, snap));
+	EXPECT_SNAP(snap, 0, BIG_PAGES, self->local);
+	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem,
+				   BIG_PAGES, &res));
+	EXPECT_EQ(BIG_PAGES, res.cpages);
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &after));
+	EXPECT_EQ(BIG_PAGES, stat_delta(&before, &after, ST_TO_DEV));
+	EXPECT_EQ(BIG_PAGES, stat_delta(&before, &after, ST_TO_SYS));
+	EXPECT_EQ(0, stat_delta(&before, &after, ST_PAGES_IN_USE));
+	EXPECT_PATTERN(mem, len, 99);
+}
+
 TEST_F(migrate, device_reads_local)
 {
 	size_t len = NPAGES * self->page;
@@ -1502,6 +1551,7 @@ TEST_F(migrate, release)
 {
 	size_t len = NPAGES * self->page;
 	struct dmirror_stats before, after;
+	struct hmm_dmirror_cmd res;
 	char *mem = rw_area(_metadata, len);
 	uint8_t snap[NPAGES];
 
@@ -1509,7 +1559,8 @@ TEST_F(migrate, release)
 	ASSERT_EQ(0, dmirror_stats_read(variant->device, &before));
 	to_device(_metadata, self->fd, mem, NPAGES);
 	/* The device gives all its memory back: pages return to the system. */
-	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_RELEASE, mem, NPAGES, NULL));
+	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_RELEASE, mem, NPAGES, &res));
+	EXPECT_LE(NPAGES, res.cpages);
 	ASSERT_EQ(0, dmirror_stats_read(variant->device, &after));
 	EXPECT_EQ(0, stat_delta(&before, &after, ST_PAGES_IN_USE));
 	ASSERT_EQ(0, snapshot(self->fd, mem, NPAGES, snap));
@@ -1651,6 +1702,25 @@ TEST_F(exclusive, regrant_after_revoke)
 	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
 	EXPECT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
 	EXPECT_PATTERN(self->mem, self->len, 72);
+}
+
+TEST_F(exclusive, device_access_keeps_it)
+{
+	char *in = scratch(_metadata, self->len);
+	char *out = scratch(_metadata, self->len);
+
+	ASSERT_EQ(0, grant(self->fd, self->mem, self->npages, NULL));
+	/* The holder reads and writes through its atomic mapping... */
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, self->mem, out,
+				  self->npages, NULL));
+	EXPECT_PATTERN(out, self->len, 70);
+	pattern_fill(in, self->len, 76);
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_WRITE, self->mem, in,
+				  self->npages, NULL));
+	/* ... without giving up exclusive access. */
+	EXPECT_EQ(-EPERM, revoked(self->fd, self->mem, self->npages));
+	EXPECT_PATTERN(self->mem, self->len, 76);
+	EXPECT_EQ(0, revoked(self->fd, self->mem, self->npages));
 }
 
 TEST_F(exclusive, fork_revokes)
