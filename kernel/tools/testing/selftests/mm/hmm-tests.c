@@ -18,8 +18,6 @@
  * ever compare a reading before and after their own actions.
  */
 #define _GNU_SOURCE
-#include <limits.h>
-#include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/types.h>
