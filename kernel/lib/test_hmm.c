@@ -1252,14 +1252,16 @@ static int dmirror_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
+/* The device has no file position: no read, no write, no llseek. */
 static const struct file_operations dmirror_fops = {
 	.owner		= THIS_MODULE,
 	.open		= dmirror_open,
 	.release	= dmirror_release,
-	.mmap		= dmirror_mmap,
 	.unlocked_ioctl	= dmirror_ioctl,
+#ifdef CONFIG_COMPAT
 	.compat_ioctl	= compat_ptr_ioctl,
-	.llseek		= default_llseek,
+#endif
+	.mmap		= dmirror_mmap,
 };
 
 /* A CPU fault on one of our private pages: bring that page home. */
