@@ -370,10 +370,10 @@ again:
 		if (!mdev_collect_pte(mc, ptep, addr))
 			break;
 	arch_leave_lazy_mmu_mode();
-	pte_unmap_unlock(first, ptl);
-
+	/* Under the lock, so that the batch is this CPU's. */
 	if (walk->vma->vm_flags & VM_LOCKED)
 		mlock_drain_local();
+	pte_unmap_unlock(first, ptl);
 
 	if (addr < end) {
 		/* A pte-mapped large folio: split it and go on from there. */
@@ -858,9 +858,9 @@ static void mdev_remap_local(struct migrate_vma *migrate)
 				       page_to_pfn(page));
 			src[i] &= ~(MDEV_PFN_LOCAL | MDEV_PFN_UNMAPPED);
 		}
-		pte_unmap_unlock(first, ptl);
 		if (vma->vm_flags & VM_LOCKED)
 			mlock_drain_local();
+		pte_unmap_unlock(first, ptl);
 	}
 }
 

@@ -77,8 +77,8 @@ enum memory_type {
  * struct dev_pagemap_ops - driver callbacks for a ZONE_DEVICE range
  * @page_free: the last reference to a page of the range was dropped. For
  *	private and coherent memory the driver takes the page back into its
- *	allocator; the core resets the refcount before the page is handed out
- *	again.
+ *	allocator and later hands it out again with zone_device_page_init();
+ *	for the other types the core sets the refcount back to one.
  * @migrate_to_ram: the CPU faulted on a device-private entry. Called with
  *	the mmap lock held and a reference on vmf->page; the driver moves at
  *	least that page back to system memory (migrate_vma_setup() with
@@ -97,7 +97,7 @@ struct dev_pagemap_ops {
 };
 
 /* &dev_pagemap.altmap is filled in and must be used for the memmap. */
-#define PGMAP_ALTMAP_VALID	(1 << 0)
+#define PGMAP_ALTMAP_VALID	0x1
 
 /**
  * struct dev_pagemap - a ZONE_DEVICE range and the driver behind it
