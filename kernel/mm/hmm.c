@@ -189,7 +189,8 @@ static int hmm_fault(struct mm_walk *walk, unsigned long addr,
 		}
 		fault = handle_mm_fault(vma, addr, flags, NULL);
 		if (fault & VM_FAULT_ERROR) {
-			ret = vm_fault_to_errno(fault, 0) ?: -EFAULT;
+			/* Drivers treat -EFAULT as "this page cannot be had". */
+			ret = -EFAULT;
 			break;
 		}
 	}
@@ -288,10 +289,12 @@ static int hmm_walk_pud(pud_t *pudp, unsigned long addr, unsigned long end,
 		return -EBUSY;
 	/* Read without the PUD lock, like a PMD (see the protocol above). */
 	pud = pudp_get(pudp);
-	if (!pud_present(pud) || !(pud_trans_huge(pud) || pud_devmap(pud)))
+	if (pud_present(pud) && !(pud_trans_huge(pud) || pud_devmap(pud)))
 		return 0;
 	/* Handled here: the walker must neither split nor descend. */
 	walk->action = ACTION_CONTINUE;
+	if (!pud_present(pud) || pud_special(pud))
+		return hmm_walk_unusable(hw, addr, end);
 	cpu_flags = HMM_PFN_VALID | hmm_order_flags(PUD_SHIFT - PAGE_SHIFT);
 	if (pud_write(pud))
 		cpu_flags |= HMM_PFN_WRITE;
@@ -496,6 +499,9 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 		 */
 		if (pmd_protnone(pmd))
 			return hmm_walk_block(walk, addr, end, 0, 0);
+		/* A huge PFN mapping without struct pages cannot be mirrored. */
+		if (pmd_special(pmd))
+			return hmm_walk_unusable(hw, addr, end);
 		cpu_flags = HMM_PFN_VALID | hmm_order_flags(PMD_SHIFT - PAGE_SHIFT);
 		if (pmd_write(pmd))
 			cpu_flags |= HMM_PFN_WRITE;
@@ -595,8 +601,7 @@ static const struct mm_walk_ops hmm_walk_ops = {
  *   struct page, hardware poison, or a fault that failed.
  * * -EPERM - a page asked for write access in a VMA without write
  *   permission.
- * * -ENOMEM - a fault ran out of memory.
- * * -EINVAL - the range is empty or the mm has no address space.
+ * * -EINVAL - the range is empty.
  */
 int hmm_range_fault(struct hmm_range *range)
 {
