@@ -9,6 +9,8 @@
 
 #include <kunit/test.h>
 #include <linux/anon_inodes.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -790,20 +792,23 @@ static void hmm_device_private_page_depends_on_owner(struct kunit *test)
 /*
  * A migration left half done: migrate_vma_setup() has put a migration entry
  * in the PTE, and a work item finishes the migration (aborting it, so the
- * original page comes back) a little later.
+ * original page comes back) once the test lets it go, a little later.
  */
 struct hk_migration {
 	struct migrate_vma args;
 	unsigned long src, dst;
-	struct delayed_work work;
+	struct work_struct work;
+	struct completion go;
 	bool done;
 };
 
 static void hk_migration_finish(struct work_struct *work)
 {
-	struct hk_migration *mig = container_of(to_delayed_work(work),
-						struct hk_migration, work);
+	struct hk_migration *mig = container_of(work, struct hk_migration, work);
 
+	wait_for_completion(&mig->go);
+	/* Give the fault request below time to find the migration entry. */
+	msleep(100);
 	mig->dst = 0;
 	migrate_vma_pages(&mig->args);
 	migrate_vma_finalize(&mig->args);
@@ -832,15 +837,17 @@ static void hmm_walk_waits_for_a_migration_entry(struct kunit *test)
 		.pgmap_owner = m,
 		.flags = MIGRATE_VMA_SELECT_SYSTEM,
 	};
-	INIT_DELAYED_WORK(&mig->work, hk_migration_finish);
+	INIT_WORK(&mig->work, hk_migration_finish);
+	init_completion(&mig->go);
 	mmap_read_lock(current->mm);
 	mig->args.vma = vma_lookup(current->mm, addr);
 	ret = migrate_vma_setup(&mig->args);
 	mmap_read_unlock(current->mm);
 	KUNIT_ASSERT_EQ(test, ret, 0);
-	schedule_delayed_work(&mig->work, msecs_to_jiffies(500));
+	schedule_work(&mig->work);
 	if (!(mig->src & MIGRATE_PFN_MIGRATE)) {
-		flush_delayed_work(&mig->work);
+		complete(&mig->go);
+		flush_work(&mig->work);
 		kunit_skip(test, "the page could not be isolated for migration");
 	}
 
@@ -849,9 +856,10 @@ static void hmm_walk_waits_for_a_migration_entry(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, pfns[0], 0UL);
 	KUNIT_EXPECT_FALSE(test, READ_ONCE(mig->done));
 	/* ... a fault request waits for the migration to end. */
+	complete(&mig->go);
 	ret = hk_walk(m, addr, 1, HK_REQ_READ, pfns);
 	KUNIT_EXPECT_TRUE(test, READ_ONCE(mig->done));
-	flush_delayed_work(&mig->work);
+	flush_work(&mig->work);
 	KUNIT_EXPECT_EQ(test, ret, 0);
 	KUNIT_EXPECT_EQ(test, pfns[0], before);
 }
