@@ -42,7 +42,7 @@ tip=$(git -C "$SRC" rev-parse base)
 claimed=$(mktemp); msg=$(mktemp); trap 'rm -f "$claimed" "$msg"' EXIT
 n=0
 shopt -s nullglob
-for desc in "$TOP"/series/*.txt; do
+for desc in "$TOP"/series/[0-9]*.txt; do
 	name=$(basename "$desc" .txt)
 	subject=$(sed -n 's/^Subject: //p;/^$/q' "$desc")
 	files=$(sed -n 's/^Files: //p;/^$/q' "$desc")
