@@ -1,7 +1,7 @@
 # HMM rewrite: entry points. Each target runs one script under scripts/; every
 # script is re-runnable and rebuilds only what changed. Outputs go to build/.
 
-.PHONY: run check bench shell kernel base-kernel patches deps tree clean help
+.PHONY: run check check-debug bench shell kernel base-kernel patches deps tree clean help
 
 help:
 	@echo "make run          build and boot the patched kernel in QEMU, show HMM working"
@@ -9,6 +9,7 @@ help:
 	@echo "make shell        boot the test VM to an interactive shell"
 	@echo "make kernel       build the patched kernel (prints the bzImage path)"
 	@echo "make base-kernel  build the pristine base with the same config"
+	@echo "make check-debug  the VM suites on the debug kernel (KASAN, lockdep, DEBUG_VM, ...)"
 	@echo "make bench        upstream vs ours, guest instructions per page under QEMU -icount"
 	@echo "make patches      write the series as git format-patch files to build/patches/"
 	@echo "make clean        remove build/ (ccache is kept)"
@@ -18,6 +19,9 @@ run:
 
 check:
 	@scripts/check.sh
+
+check-debug:
+	@scripts/check-debug.sh
 
 bench:
 	@scripts/bench.sh
