@@ -24,6 +24,8 @@ esac
 # builds: ccache then shares objects between ours, base and any other tree.
 obj=$src/obj-$variant
 mkdir -p "$obj"
+exec 9>"$obj/.build.lock"
+flock 9		# one build of a variant at a time
 command -v ccache >/dev/null || die "ccache missing (make deps)"
 kmake() { make -C "$src" O="$obj" ARCH=x86_64 CC="ccache gcc" HOSTCC="ccache gcc" "$@"; }
 

@@ -5,6 +5,11 @@
 # differs from what is checked out, so kernel builds stay incremental.
 source "$(dirname "$0")/lib.sh"
 
+# One assembly at a time: a second make target waits here instead of
+# tripping over the first one's git index.
+exec 9>"$BUILD/.tree.lock"
+flock 9
+
 [ -r "$TARBALL" ] || die "$TARBALL missing: install linux-source-6.12 (make deps)"
 deb=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || echo unknown)
 stamp="$(stat -c '%s %Y' "$TARBALL") $deb"
