@@ -25,7 +25,8 @@ PLAN = re.compile(r'^\s*1\.\.(\d+)')
 SPLAT = re.compile(
     r'BUG:|WARNING:|Oops|KASAN|kernel BUG at|general protection fault|'
     r'possible recursive locking|possible circular locking|inconsistent lock state|'
-    r'lockdep|refcount_t|soft lockup|hard LOCKUP|rcu_.*stall|RCU stall|'
+    r'lockdep is turned off|suspicious RCU usage|refcount_t|soft lockup|hard LOCKUP|'
+    r'rcu_.*stall|RCU stall|'
     r'detected stall|blocked for more than|Kernel panic|UBSAN:|list_add corruption|'
     r'list_del corruption|Bad page|BAD page|kmemleak: .* new suspected')
 
