@@ -9,7 +9,8 @@ n=$(git -C "$SRC" rev-list --count base..hmm)
 [ "$n" -gt 0 ] || { echo "the series is empty: no patches under series/ yet"; exit 0; }
 args=(--base=base -o "$BUILD/patches" --no-signature)
 [ -f "$TOP/series/cover-letter.txt" ] && args+=(--cover-letter)
-git -C "$SRC" format-patch "${args[@]}" base..hmm >/dev/null
+git -C "$SRC" -c user.name="HMM team" -c user.email=hmm-team@localhost \
+	format-patch "${args[@]}" base..hmm >/dev/null
 if [ -f "$TOP/series/cover-letter.txt" ]; then
 	python3 - "$BUILD/patches/0000-cover-letter.patch" "$TOP/series/cover-letter.txt" <<'PY'
 import sys
