@@ -1,11 +1,12 @@
 # HMM rewrite: entry points. Each target runs one script under scripts/; every
 # script is re-runnable and rebuilds only what changed. Outputs go to build/.
 
-.PHONY: run check check-debug bench shell kernel base-kernel patches deps tree clean help
+.PHONY: run check check-debug bench repro shell kernel base-kernel patches deps tree clean help
 
 help:
 	@echo "make run          build and boot the patched kernel in QEMU, show HMM working"
 	@echo "make check        build and run every test (KTAP, ends with 'N passed, N failed, N skipped')"
+	@echo "make repro RUN='hmm-fuzz -s 42' [THP=always] [VARIANT=debug]  one command in the VM"
 	@echo "make shell        boot the test VM to an interactive shell"
 	@echo "make kernel       build the patched kernel (prints the bzImage path)"
 	@echo "make base-kernel  build the pristine base with the same config"
@@ -25,6 +26,9 @@ check-debug:
 
 bench:
 	@scripts/bench.sh
+
+repro:
+	@scripts/repro.sh $(or $(THP),madvise) $(or $(VARIANT),ours) $(RUN)
 
 shell: kernel
 	@scripts/build-user.sh

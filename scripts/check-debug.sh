@@ -10,10 +10,7 @@ source "$(dirname "$0")/lib.sh"
 "$TOP/scripts/build-kernel.sh" debug
 "$TOP/scripts/build-user.sh"
 dirs=()
-for thp in madvise always; do
-	VM_TIMEOUT=${VM_TIMEOUT:-2700} "$TOP/scripts/vm.sh" check "$thp" "$SRC/obj-debug/arch/x86/boot/bzImage"
-	dirs+=("$BUILD/results/check-$thp-debug")
-done
+run_vm_checks debug
 step "summarising (full logs under build/results/)"
 echo
 set +e

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make check: build what is needed, run every suite under THP=madvise and
-# THP=always, run the series checks (checkpatch, kernel-doc, W=1/sparse,
+# THP=always on the release kernel and again on the debug kernel
+# (configs/debug.config: KASAN, lockdep, DEBUG_VM, fault injection; any
+# splat fails), run the series checks (checkpatch, kernel-doc, W=1/sparse,
 # git am, bisect builds), fold the results into one KTAP document (also kept
 # in build/results/check.ktap) ending in "N passed, N failed, N skipped".
 # The driver-compatibility build (scripts/compat.sh) is summarised with them.
@@ -9,12 +11,11 @@ source "$(dirname "$0")/lib.sh"
 "$TOP/scripts/deps.sh"
 "$TOP/scripts/tree.sh"
 "$TOP/scripts/build-kernel.sh" ours
+"$TOP/scripts/build-kernel.sh" debug
 "$TOP/scripts/build-user.sh"
 dirs=()
-for thp in madvise always; do
-	"$TOP/scripts/vm.sh" check "$thp"
-	dirs+=("$BUILD/results/check-$thp-ours")
-done
+run_vm_checks ours
+run_vm_checks debug
 "$TOP/scripts/compat.sh"
 dirs+=("$BUILD/results/compat")
 "$TOP/scripts/series-check.sh"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # /init of the test VM (busybox sh). The host picks the job with hmm.mode= on
-# the kernel command line: demo, check or shell. Results go to /dev/ttyS1 so
-# they never interleave with kernel messages on the console (ttyS0); markers
+# the kernel command line: demo, check, bench, run or shell. Results go to
+# /dev/ttyS1 so they never interleave with kernel messages on the console (ttyS0); markers
 # starting with "@@HMM" let the host find each suite and notice a hang.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -14,6 +14,8 @@ mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages
 
 mode=shell
 bench_args=
+run_cmd=
+suite_args=	# "name=arg,arg ..." from hmm.args.NAME=ARG,ARG
 suite_timeout=600
 ran=
 for arg in $(cat /proc/cmdline); do
@@ -21,6 +23,8 @@ for arg in $(cat /proc/cmdline); do
 	hmm.mode=*) mode=${arg#hmm.mode=} ;;
 	hmm.bench=*) bench_args=$(echo "${arg#hmm.bench=}" | tr , ' ') ;;
 	hmm.suite_timeout=*) suite_timeout=${arg#hmm.suite_timeout=} ;;
+	hmm.run=*) run_cmd=$(echo "${arg#hmm.run=}" | tr , ' ') ;;
+	hmm.args.*=*) suite_args="$suite_args ${arg#hmm.args.}" ;;
 	esac
 done
 out=/dev/ttyS1
@@ -51,8 +55,13 @@ check)
 		case " $ran " in *" $name "*) continue ;; esac
 		ran="$ran $name"
 		[ -x "$t" ] || continue
+		args=
+		for a in $suite_args; do
+			[ "${a%%=*}" = "$name" ] && args=$(echo "${a#*=}" | tr , ' ')
+		done
 		say "BEGIN $name"
-		(cd /tmp && exec "$t") >$out 2>&1 &
+		[ -z "$args" ] || echo "# $name $args" >$out
+		(cd /tmp && exec "$t" $args) >$out 2>&1 &
 		pid=$! waited=0
 		while kill -0 $pid 2>/dev/null && [ $waited -lt $suite_timeout ]; do
 			sleep 1
@@ -67,6 +76,23 @@ check)
 			say "END $name $?"
 		fi
 	done
+	;;
+run)
+	# One command, to replay a seed: hmm.run=hmm-fuzz,-s,123 runs
+	# /suites/hmm-fuzz -s 123 (or a program in /bin).
+	set -- $run_cmd
+	prog=$1; shift
+	[ -x "/suites/$prog" ] && prog=/suites/$prog
+	say "BEGIN $(basename "$prog")"
+	(cd /tmp && exec "$prog" "$@") >$out 2>&1
+	rc=$?
+	# The device counters afterwards: a leak shows in dev_pages_in_use.
+	for d in /dev/hmm_dmirror*; do
+		[ -c "$d" ] || continue
+		mm=$(stat -c '%t %T' "$d") st=/sys/dev/char/$((0x${mm% *})):$((0x${mm#* }))/stats
+		[ -d "$st" ] && echo "# ${d#/dev/}: $(cd "$st" && grep -H . * | tr '\n' ' ')" >$out
+	done
+	say "END $(basename "$prog") $rc"
 	;;
 shell)
 	echo "HMM test VM: tests are in /suites, the demo is /bin/hmm-demo; 'poweroff -f' leaves."

@@ -38,3 +38,20 @@ tree_version() {
 	printf '%s.%s.%s\n' "$(sed -n 's/^VERSION = //p' "$mk")" \
 		"$(sed -n 's/^PATCHLEVEL = //p' "$mk")" "$(sed -n 's/^SUBLEVEL = //p' "$mk")"
 }
+
+# run_vm_checks VARIANT: boot the VARIANT (ours or debug) kernel once per
+# THP mode with every suite; appends the result directories to dirs[].
+run_vm_checks() {
+	local variant=$1 thp
+	for thp in madvise always; do
+		if [ "$variant" = debug ]; then
+			# KASAN makes the fuzzer five times slower: 20,000 calls per mode.
+			VM_TIMEOUT=${VM_TIMEOUT:-2700} \
+			VM_APPEND="hmm.args.hmm-fuzz=-n,20000 ${VM_APPEND:-}" \
+				"$TOP/scripts/vm.sh" check "$thp" "$SRC/obj-debug/arch/x86/boot/bzImage"
+		else
+			"$TOP/scripts/vm.sh" check "$thp" "$SRC/obj-$variant/arch/x86/boot/bzImage"
+		fi
+		dirs+=("$BUILD/results/check-$thp-$variant")
+	done
+}
