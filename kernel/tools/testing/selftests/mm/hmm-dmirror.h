@@ -155,6 +155,33 @@ static inline int dmirror_stats_read(int index, struct dmirror_stats *st)
 	return 0;
 }
 
+/* One counter of device @index, or -1 if the device has no such counter. */
+static inline long long dmirror_stat(int index, enum dmirror_stat which)
+{
+	struct dmirror_stats st;
+
+	return dmirror_stats_read(index, &st) ? -1 : st.val[which];
+}
+
+/*
+ * MADV_FREE and MADV_COLD queue device-coherent pages, like any anonymous
+ * page, on per-CPU LRU batches that hold a reference until drained, so a
+ * freed page may still count as in use for a while. Compaction drains every
+ * CPU's batches; returns 0 or -errno.
+ */
+static inline int drain_lru_batches(void)
+{
+	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "1", 1) != 1)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 static inline long long stat_delta(const struct dmirror_stats *before,
 				   const struct dmirror_stats *after,
 				   enum dmirror_stat which)

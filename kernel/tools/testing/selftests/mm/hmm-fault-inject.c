@@ -33,14 +33,8 @@
 #include <unistd.h>
 
 #include "../kselftest.h"
-#include "../../../../lib/test_hmm_uapi.h"
+#include "hmm-dmirror.h"
 
-#ifndef HMM_DMIRROR_FLAGS
-#define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
-#endif
-#ifndef HMM_DMIRROR_FLAG_FAIL_ALLOC
-#define HMM_DMIRROR_FLAG_FAIL_ALLOC	_BITULL(0)
-#endif
 
 #define PAGE_SZ		4096UL
 #define NPAGES		64
@@ -91,50 +85,12 @@ static void inject(bool on)
 static int dmirror(int fd, unsigned long req, unsigned long first, unsigned long n,
 		   void *ptr)
 {
-	struct hmm_dmirror_cmd cmd = {
-		.addr = (uintptr_t)buf + first * PAGE_SZ,
-		.ptr = (uintptr_t)ptr,
-		.npages = n,
-	};
 	int ret;
 
 	inject(true);
-	ret = ioctl(fd, req, &cmd);
+	ret = dmirror_call(fd, req, buf + first * PAGE_SZ, ptr, n, NULL);
 	inject(false);
-	return ret ? -errno : 0;
-}
-
-static long pages_in_use(int dev)
-{
-	char name[96];
-	struct stat st;
-	long val = -1;
-	FILE *f;
-
-	snprintf(name, sizeof(name), "/dev/hmm_dmirror%d", dev);
-	if (stat(name, &st))
-		return -1;
-	snprintf(name, sizeof(name), "/sys/dev/char/%u:%u/stats/dev_pages_in_use",
-		 major(st.st_rdev), minor(st.st_rdev));
-	f = fopen(name, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &val) != 1)
-		val = -1;
-	fclose(f);
-	return val;
-}
-
-/* LRU batches can hold device coherent pages: compaction drains them. */
-static void drain(void)
-{
-	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
-
-	if (fd >= 0) {
-		if (write(fd, "1", 1) != 1)
-			ksft_print_msg("compact_memory: %s\n", strerror(errno));
-		close(fd);
-	}
+	return ret;
 }
 
 /* Every errno an ioctl may fail with when allocations fail under it. */
@@ -229,15 +185,14 @@ static int rounds(bool arm_flag, unsigned long *nr_failed)
 /* One case: set up, run the rounds, tear down, check device memory. */
 static void run_case(const char *name, bool arm_flag)
 {
-	long before[NR_DEVICES], after;
+	long long before[NR_DEVICES], after;
 	unsigned long i, failed = 0;
 	int bad, d, tries, saved;
 
 	for (d = 0; d < NR_DEVICES; d++) {
-		fds[d] = open(d == 0 ? "/dev/hmm_dmirror0" : d == 1 ? "/dev/hmm_dmirror1" :
-			      d == 2 ? "/dev/hmm_dmirror2" : "/dev/hmm_dmirror3", O_RDWR);
+		fds[d] = dmirror_open(d);
 		if (fds[d] < 0)
-			ksft_exit_fail_msg("open: %s\n", strerror(errno));
+			ksft_exit_fail_msg("open: %s\n", strerror(-fds[d]));
 	}
 	buf = mmap(NULL, NPAGES * PAGE_SZ, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -263,9 +218,9 @@ static void run_case(const char *name, bool arm_flag)
 					   strerror(errno));
 	}
 	make_it_fail = saved;
-	drain();
+	drain_lru_batches();
 	for (d = 0; d < NR_DEVICES; d++)
-		before[d] = pages_in_use(d);
+		before[d] = dmirror_stat(d, ST_PAGES_IN_USE);
 
 	bad = rounds(arm_flag, &failed);
 
@@ -275,14 +230,14 @@ static void run_case(const char *name, bool arm_flag)
 		close(fds[d]);
 	for (d = 0; d < NR_DEVICES && before[d] >= 0; d++) {
 		for (tries = 0; tries < 20; tries++) {
-			drain();
-			after = pages_in_use(d);
+			drain_lru_batches();
+			after = dmirror_stat(d, ST_PAGES_IN_USE);
 			if (after == before[d])
 				break;
 			usleep(100000);
 		}
 		if (after != before[d]) {
-			ksft_print_msg("dmirror%d: %ld device pages in use, %ld before\n", d,
+			ksft_print_msg("dmirror%d: %lld device pages in use, %lld before\n", d,
 				       after, before[d]);
 			bad++;
 		}

@@ -46,14 +46,8 @@
 #include <unistd.h>
 
 #include "../kselftest.h"
-#include "../../../../lib/test_hmm_uapi.h"
+#include "hmm-dmirror.h"
 
-#ifndef HMM_DMIRROR_FLAGS
-#define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
-#endif
-#ifndef HMM_DMIRROR_FLAG_FAIL_ALLOC
-#define HMM_DMIRROR_FLAG_FAIL_ALLOC	_BITULL(0)
-#endif
 
 #define PAGE_SZ		4096UL
 #define NR_DEVICES	4
@@ -571,14 +565,6 @@ static void *churn_main(void *arg)
 
 /* ---- files whose process is gone, files used by another process ----------- */
 
-static int open_dev(int dev)
-{
-	char name[32];
-
-	snprintf(name, sizeof(name), "/dev/hmm_dmirror%d", dev);
-	return open(name, O_RDWR);
-}
-
 static bool wait_ok(pid_t pid, const char *who)
 {
 	int status;
@@ -601,7 +587,7 @@ static int open_in_shared_table(void *arg)
 	int d, fd;
 
 	for (d = 0; d < NR_DEVICES; d++) {
-		fd = open_dev(d);
+		fd = dmirror_open(d);
 		if (fd < 0 || dup2(fd, ORPHAN_FD + d) < 0)
 			return 2;
 		close(fd);
@@ -652,7 +638,7 @@ static bool fuzz_inherited_from_dead(unsigned long calls)
 	if (pid == 0) {
 		pid = getpid();
 		for (d = 0; d < NR_DEVICES; d++) {
-			fd[d] = open_dev(d);
+			fd[d] = dmirror_open(d);
 			if (fd[d] < 0)
 				_exit(2);
 		}
@@ -703,6 +689,37 @@ static bool fuzz_from_other_process(unsigned long calls)
 
 /* ---- main ------------------------------------------------------------------ */
 
+/*
+ * With every area unmapped and every file closed, no device page may stay
+ * in use: each device's dev_pages_in_use returns to @before (LRU batches,
+ * which can hold coherent pages for a while, are drained first).
+ */
+static bool device_memory_back(const long long *before)
+{
+	long long now[NR_DEVICES];
+	bool same = false;
+	int d, tries;
+
+	for (d = 0; d < NR_DEVICES; d++)
+		close(fds[d]);
+	munmap((void *)BASE, NR_AREAS * SLOT);
+	for (tries = 0; tries < 20 && !same; tries++) {
+		if (tries)
+			usleep(100000);
+		drain_lru_batches();
+		same = true;
+		for (d = 0; d < NR_DEVICES; d++) {
+			now[d] = dmirror_stat(d, ST_PAGES_IN_USE);
+			same &= now[d] == before[d];
+		}
+	}
+	for (d = 0; d < NR_DEVICES && !same; d++)
+		if (now[d] != before[d])
+			ksft_print_msg("dmirror%d: %lld device pages in use, %lld before\n",
+				       d, now[d], before[d]);
+	return same;
+}
+
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
 	char line[160];
@@ -738,6 +755,7 @@ int main(int argc, char **argv)
 	struct hmm_dmirror_cmd probe = { 0 };
 	struct timespec t0, t1;
 	pthread_t churn_tid;
+	long long in_use[NR_DEVICES];
 	int opt, d, e;
 
 	while ((opt = getopt(argc, argv, "s:n:c:x:vh")) != -1) {
@@ -771,13 +789,16 @@ int main(int argc, char **argv)
 	ksft_print_header();
 	ksft_print_msg("seed %llu (replay: -s %llu -n %lu%s)\n", seed, seed, calls,
 		       churn ? " -c 0 for an exact replay" : " -c 0");
+	drain_lru_batches();
+	for (d = 0; d < NR_DEVICES; d++)
+		in_use[d] = dmirror_stat(d, ST_PAGES_IN_USE);
 	for (d = 0; d < NR_DEVICES; d++) {
-		fds[d] = open_dev(d);
+		fds[d] = dmirror_open(d);
 		if (fds[d] < 0)
 			ksft_exit_skip("/dev/hmm_dmirror%d: %s (is CONFIG_TEST_HMM on?)\n",
 				       d, strerror(errno));
 	}
-	ksft_set_plan(5);
+	ksft_set_plan(6);
 	new_device = !ioctl(fds[0], HMM_DMIRROR_FLAGS, &probe);
 	ksft_print_msg("HMM_DMIRROR_FLAGS %s\n", new_device ? "supported" :
 		       "not supported: checks of the rewritten device's argument rules off");
@@ -814,6 +835,8 @@ int main(int argc, char **argv)
 	if (churn)
 		pthread_join(churn_tid, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ksft_test_result(device_memory_back(in_use),
+			 "device memory: back to its starting level once unmapped and closed\n");
 
 	ksft_print_msg("%lu calls in this process (plus %lu in children) in %.1f s\n",
 		       nr_calls, 2 * side,

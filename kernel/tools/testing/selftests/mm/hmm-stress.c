@@ -52,14 +52,8 @@
 #include <unistd.h>
 
 #include "../kselftest.h"
-#include "../../../../lib/test_hmm_uapi.h"
+#include "hmm-dmirror.h"
 
-#ifndef HMM_DMIRROR_FLAGS
-#define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
-#endif
-#ifndef HMM_DMIRROR_FLAG_FAIL_ALLOC
-#define HMM_DMIRROR_FLAG_FAIL_ALLOC	_BITULL(0)
-#endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE			25
 #endif
@@ -85,11 +79,28 @@
 
 enum prot { P_HOLE, P_NONE, P_RO, P_RW };
 
+#define HIST_LEN	8			/* events kept per page */
+
+/*
+ * One change of a page's allowed set, kept for the report of a bad page:
+ * 'W' a write made it one stamp, 'P' a write that failed part way added one,
+ * 'Z' it became zero, 'z' zero was added (MADV_FREE), 'R' a read narrowed
+ * it to the stamp (or zero) seen.
+ */
+struct hist_event {
+	uint32_t gen;
+	uint8_t op;			/* enum op_kind, 0xff: setup */
+	uint8_t thread;
+	char kind;
+};
+
 /* The contents a page may hold; gen 0 marks an unused slot. */
 struct pstate {
 	uint64_t addr[2];
 	uint32_t gen[2];
 	bool zero_ok;
+	uint8_t hist_next;
+	struct hist_event hist[HIST_LEN];
 };
 
 struct chunk {
@@ -123,6 +134,7 @@ static atomic_ulong nr_fail_alloc_hit, nr_checked_pages, nr_reports;
 static atomic_uint gen_counter;
 static atomic_bool stop;
 
+static __thread struct thread *self;	/* NULL in setup and children */
 static struct chunk chunks[NR_CHUNKS];
 static struct pstate pages[NR_PAGES];
 static char *region = (char *)REGION_BASE;
@@ -213,9 +225,9 @@ static uint32_t new_gen(void)
 {
 	uint32_t g;
 
-	do
-		g = atomic_fetch_add(&gen_counter, 1) + 1;
-	while (!g || g > 0xffffff);	/* fits the stamp's magic word */
+	do	/* 24 bits, to fit the stamp's magic word; 0 is not a stamp */
+		g = (atomic_fetch_add(&gen_counter, 1) + 1) & 0xffffff;
+	while (!g);
 	return g;
 }
 
@@ -224,25 +236,78 @@ static unsigned long page_addr(unsigned long pg)
 	return REGION_BASE + pg * PAGE_SZ;
 }
 
+static void note(struct pstate *ps, char kind, uint32_t gen)
+{
+	struct hist_event *e = &ps->hist[ps->hist_next++ % HIST_LEN];
+
+	e->kind = kind;
+	e->gen = gen;
+	e->op = self ? atomic_load(&self->cur_op) : 0xff;
+	e->thread = self ? self->id : 0xff;
+}
+
+static void print_history(const struct pstate *ps)
+{
+	char line[HIST_LEN * 40];
+	int i, len = 0;
+
+	for (i = 0; i < HIST_LEN; i++) {
+		const struct hist_event *e = &ps->hist[(ps->hist_next + i) % HIST_LEN];
+
+		if (!e->kind)
+			continue;
+		len += snprintf(line + len, sizeof(line) - len, " %c%u(t%d %s)", e->kind,
+				e->gen, e->thread == 0xff ? -1 : e->thread,
+				e->op < NR_OPS ? op_name[e->op] : "setup");
+	}
+	ksft_print_msg("  history, oldest first:%s\n", len ? line : " none");
+}
+
+/* Forget the allowed set, keep the history. */
+static void clear_set(struct pstate *ps)
+{
+	ps->addr[0] = ps->addr[1] = 0;
+	ps->gen[0] = ps->gen[1] = 0;
+	ps->zero_ok = false;
+}
+
 static void set_stamp(struct pstate *ps, uint64_t addr, uint32_t gen)
 {
-	memset(ps, 0, sizeof(*ps));
+	clear_set(ps);
 	ps->addr[0] = addr;
 	ps->gen[0] = gen;
+	note(ps, 'W', gen);
 }
 
 static void set_zero(struct pstate *ps)
 {
-	memset(ps, 0, sizeof(*ps));
+	clear_set(ps);
 	ps->zero_ok = true;
+	note(ps, 'Z', 0);
 }
 
+/* MADV_FREE: the kernel may drop the page until it is written again. */
+static void add_zero(struct pstate *ps)
+{
+	ps->zero_ok = true;
+	note(ps, 'z', 0);
+}
+
+/*
+ * A write that failed part way: the page holds what it held or the new
+ * stamp. The writer narrows the set by reading the page back right away, so
+ * it never needs more than two stamps.
+ */
 static void add_stamp(struct pstate *ps, uint64_t addr, uint32_t gen)
 {
 	int slot = ps->gen[0] ? 1 : 0;
 
+	if (ps->gen[1])
+		ksft_exit_fail_msg("test bug: a third stamp for page %#lx\n",
+				   (unsigned long)addr);
 	ps->addr[slot] = addr;
 	ps->gen[slot] = gen;
+	note(ps, 'P', gen);
 }
 
 /* An earlier stamp of an allowed address: a write that did not stick. */
@@ -268,16 +333,25 @@ static bool check_page(unsigned long pg, struct pstate *ps, const void *data,
 	atomic_fetch_add(&nr_checked_pages, 1);
 	for (i = 0; i < 2; i++) {
 		if (ps->gen[i] && is_stamp(data, ps->addr[i], ps->gen[i])) {
-			bool zero_ok = ps->zero_ok;
+			uint64_t addr = ps->addr[i];
+			uint32_t gen = ps->gen[i];
 
+			if (!ps->gen[!i])
+				return true;	/* nothing to narrow */
 			/* A lazily freed page read back is still lazily freed. */
-			set_stamp(ps, ps->addr[i], ps->gen[i]);
-			ps->zero_ok = zero_ok;
+			ps->addr[!i] = ps->gen[!i] = 0;
+			ps->addr[0] = addr;
+			ps->gen[0] = gen;
+			note(ps, 'R', gen);
 			return true;
 		}
 	}
 	if (ps->zero_ok && is_zero(data)) {
-		set_zero(ps);
+		if (ps->gen[0] || ps->gen[1]) {
+			clear_set(ps);
+			ps->zero_ok = true;
+			note(ps, 'R', 0);
+		}
 		return true;
 	}
 	if (atomic_fetch_add(&nr_reports, 1) >= MAX_REPORTS) {
@@ -295,6 +369,8 @@ static bool check_page(unsigned long pg, struct pstate *ps, const void *data,
 			       (unsigned long long)w[1], ps->gen[0], ps->gen[1],
 			       ps->zero_ok ? "/zero" : "");
 	}
+	if (atomic_load(&nr_reports) <= MAX_REPORTS)
+		print_history(ps);
 	if (is_zero(data))
 		atomic_fetch_add(&nr_lost_page, 1);
 	else if (is_old_stamp(data, ps))
@@ -489,6 +565,13 @@ static void op_dev_write(struct thread *t, unsigned long pg, unsigned long n)
 		else	/* failed part way: either content is allowed */
 			add_stamp(&pages[pg + i], page_addr(pg + i), gens[i]);
 	}
+	/*
+	 * Narrow the pages a failed write may have reached to what they hold,
+	 * even when part of the range cannot be read (and verify() skips it):
+	 * the next failed write adds another stamp.
+	 */
+	if (ret)
+		cpu_check(pg, n, "cpu-after-failed-write");
 	verify(t, pg, n);
 }
 
@@ -706,7 +789,7 @@ static void op_mm(struct thread *t, enum op_kind op, unsigned int c0, unsigned i
 				if (op == OP_DONTNEED)
 					set_zero(&pages[i]);
 				else if (op == OP_FREE)
-					pages[i].zero_ok = true;
+					add_zero(&pages[i]);
 			}
 		}
 		return;
@@ -1059,6 +1142,7 @@ static void *thread_main(void *arg)
 {
 	struct thread *t = arg;
 
+	self = t;
 	t->os_tid = gettid();
 	while (!time_up() && (!ops_limit || t->ops < ops_limit)) {
 		if (t->role == ROLE_ALL)
@@ -1118,7 +1202,7 @@ static void dump_file(const char *path)
 static void watch(struct thread *threads, int nthreads, int grace)
 {
 	static char path[64];
-	int i, waited = 0;
+	int i, fd, waited = 0;
 
 	for (;;) {
 		bool all = true;
@@ -1152,57 +1236,23 @@ static void watch(struct thread *threads, int nthreads, int grace)
 			dump_file(path);
 		}
 	}
+	/*
+	 * Every blocked task and, with lockdep, every lock held, on the
+	 * kernel console: the task holding what the workers wait for may be
+	 * none of ours.
+	 */
+	fd = open("/proc/sysrq-trigger", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "w", 1) != 1 || write(fd, "d", 1) != 1)
+			say("# sysrq: %s\n", strerror(errno));
+		close(fd);
+		say("# blocked tasks and held locks (sysrq w, d) are on the kernel console\n");
+	}
 	say("not ok 1 hmm-stress: hang\n");
 	_exit(KSFT_FAIL);
 }
 
 /* ---- setup and report ----------------------------------------------------- */
-
-static int open_dev(int dev)
-{
-	char name[32];
-
-	snprintf(name, sizeof(name), "/dev/hmm_dmirror%d", dev);
-	return open(name, O_RDWR);
-}
-
-/* A counter of /sys/dev/char/<maj>:<min>/stats/, or -1 if there is none. */
-static long dev_stat(int dev, const char *counter)
-{
-	char name[96];
-	struct stat st;
-	long val = -1;
-	FILE *f;
-
-	snprintf(name, sizeof(name), "/dev/hmm_dmirror%d", dev);
-	if (stat(name, &st))
-		return -1;
-	snprintf(name, sizeof(name), "/sys/dev/char/%u:%u/stats/%s",
-		 major(st.st_rdev), minor(st.st_rdev), counter);
-	f = fopen(name, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &val) != 1)
-		val = -1;
-	fclose(f);
-	return val;
-}
-
-/*
- * MADV_FREE and MADV_COLD queue device coherent pages, like any anonymous
- * page, on per-CPU LRU batches that hold a reference until drained; the
- * page is freed when the batch is. Compaction drains every CPU's batches.
- */
-static void drain_lru_batches(void)
-{
-	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
-
-	if (fd >= 0) {
-		if (write(fd, "1", 1) != 1)
-			ksft_print_msg("compact_memory: %s\n", strerror(errno));
-		close(fd);
-	}
-}
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
@@ -1237,7 +1287,7 @@ int main(int argc, char **argv)
 	};
 	static struct thread threads[MAX_THREADS];
 	unsigned long long seed = 0;
-	long in_use_before[NR_DEVICES], in_use_after[NR_DEVICES];
+	long long in_use_before[NR_DEVICES], in_use_after[NR_DEVICES];
 	unsigned long total = 0, bad_data;
 	int nthreads = ARRAY_SIZE(roles);
 	int seconds = 60, opt, i, d, e;
@@ -1287,11 +1337,11 @@ int main(int argc, char **argv)
 		       seconds, serial ? " -1" : "", thp);
 
 	for (d = 0; d < NR_DEVICES; d++) {
-		shared_fd[d] = open_dev(d);
+		shared_fd[d] = dmirror_open(d);
 		if (shared_fd[d] < 0)
 			ksft_exit_skip("/dev/hmm_dmirror%d: %s (is CONFIG_TEST_HMM on?)\n",
 				       d, strerror(errno));
-		in_use_before[d] = dev_stat(d, "dev_pages_in_use");
+		in_use_before[d] = dmirror_stat(d, ST_PAGES_IN_USE);
 		if (in_use_before[d] < 0)
 			have_stats = false;
 	}
@@ -1334,7 +1384,7 @@ int main(int argc, char **argv)
 		if (t->buf == MAP_FAILED)
 			ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
 		for (d = 0; d < NR_DEVICES; d++) {
-			t->fd[d] = open_dev(d);
+			t->fd[d] = dmirror_open(d);
 			if (t->fd[d] < 0)
 				ksft_exit_fail_msg("open: %s\n", strerror(errno));
 		}
@@ -1375,16 +1425,15 @@ int main(int argc, char **argv)
 		       (unsigned long)nr_corrupt, (unsigned long)nr_lost_page,
 		       (unsigned long)nr_lost_write);
 	for (d = 0; d < NR_DEVICES && have_stats; d++) {
-		static const char *const counters[] = {
-			"migrated_to_dev", "migrated_to_sys", "cpu_faults", "device_faults",
-			"alloc_failures",
-		};
+		struct dmirror_stats st;
 		char line[256];
 		int len = 0, k;
 
-		for (k = 0; k < (int)ARRAY_SIZE(counters); k++)
-			len += snprintf(line + len, sizeof(line) - len, " %s %ld", counters[k],
-					dev_stat(d, counters[k]));
+		if (dmirror_stats_read(d, &st))
+			continue;
+		for (k = ST_TO_DEV; k < NR_DMIRROR_STATS; k++)
+			len += snprintf(line + len, sizeof(line) - len, " %s %lld",
+					dmirror_stat_file[k], st.val[k]);
 		ksft_print_msg("dmirror%d:%s\n", d, line);
 	}
 
@@ -1418,17 +1467,17 @@ int main(int argc, char **argv)
 		bool same = true;
 
 		for (d = 0; d < NR_DEVICES; d++) {
-			long now = dev_stat(d, "dev_pages_in_use");
+			long long now = dmirror_stat(d, ST_PAGES_IN_USE);
 
 			if (now != in_use_before[d])
-				ksft_print_msg("dmirror%d: %ld pages in use, %ld at start\n",
+				ksft_print_msg("dmirror%d: %lld pages in use, %lld at start\n",
 					       d, now, in_use_before[d]);
 		}
 		for (i = 0; i < 20; i++) {
 			drain_lru_batches();
 			same = true;
 			for (d = 0; d < NR_DEVICES; d++) {
-				in_use_after[d] = dev_stat(d, "dev_pages_in_use");
+				in_use_after[d] = dmirror_stat(d, ST_PAGES_IN_USE);
 				same &= in_use_after[d] == in_use_before[d];
 			}
 			if (same)
@@ -1437,7 +1486,7 @@ int main(int argc, char **argv)
 		}
 		for (d = 0; d < NR_DEVICES; d++)
 			if (in_use_after[d] != in_use_before[d])
-				ksft_print_msg("dmirror%d: %ld device pages in use, %ld before\n",
+				ksft_print_msg("dmirror%d: %lld device pages in use, %lld before\n",
 					       d, in_use_after[d], in_use_before[d]);
 		ksft_test_result(same, "device memory: all pages back after unmap and close\n");
 	}
