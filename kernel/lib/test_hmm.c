@@ -516,6 +516,15 @@ static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long star
 		else
 			memcpy(buf, kaddr, PAGE_SIZE);
 		kunmap_local(kaddr);
+		/*
+		 * A device write leaves no dirty bit in the CPU's pte: say it
+		 * on the folio, or reclaim may drop a system page that
+		 * MADV_FREE made clean, new contents and all. Holding pt_lock
+		 * keeps an unmap from looking at the dirty state before we
+		 * are done. Device memory is never reclaimed.
+		 */
+		if (write && !is_zone_device_page(dpte_page(entry)))
+			folio_mark_dirty(page_folio(dpte_page(entry)));
 	}
 	return addr;
 }

@@ -1455,6 +1455,43 @@ TEST_F(migrate, alloc_failure)
 	EXPECT_PATTERN(mem, len, 61);
 }
 
+/*
+ * Asking for more than a device-coherent device holds (its soft-reserved
+ * range, 256 MiB in the test VM): the device fills up, the command stops
+ * with -ENOMEM, the rest stays in system memory and every page keeps its
+ * data. Device-private memory is bounded only by system RAM here.
+ */
+TEST_F(migrate, exhaust_device)
+{
+	const size_t capacity = 256UL << 20, len = capacity + (8UL << 20);
+	size_t npages = len / self->page;
+	struct dmirror_stats before, full, after;
+	char *mem;
+
+	if (!variant->coherent)
+		SKIP(return, "device-private memory grows until system RAM runs out");
+	mem = rw_area(_metadata, len);
+	pattern_fill(mem, len, 62);
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &before));
+	EXPECT_EQ(-ENOMEM, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem,
+					 npages, NULL));
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &full));
+	EXPECT_EQ(capacity / self->page, full.val[ST_PAGES_TOTAL]);
+	EXPECT_LT(0, stat_delta(&before, &full, ST_ALLOC_FAILURES));
+	/* Full but for the batch (64 pages) that could not be had whole. */
+	EXPECT_LT(full.val[ST_PAGES_TOTAL] - 64, full.val[ST_PAGES_IN_USE]);
+	EXPECT_PATTERN(mem, len, 62);
+
+	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem,
+				   npages, NULL));
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &after));
+	EXPECT_EQ(before.val[ST_PAGES_IN_USE], after.val[ST_PAGES_IN_USE]);
+	EXPECT_EQ(stat_delta(&before, &full, ST_PAGES_IN_USE),
+		  stat_delta(&full, &after, ST_TO_SYS));
+	EXPECT_PATTERN(mem, len, 62);
+	munmap(mem, len);
+}
+
 TEST_F(migrate, flags_reject_unknown_bits)
 {
 	int bit;
