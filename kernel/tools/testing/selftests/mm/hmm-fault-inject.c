@@ -35,7 +35,6 @@
 #include "../kselftest.h"
 #include "hmm-dmirror.h"
 
-
 #define PAGE_SZ		4096UL
 #define NPAGES		64
 #define NR_DEVICES	4

@@ -48,7 +48,6 @@
 #include "../kselftest.h"
 #include "hmm-dmirror.h"
 
-
 #define PAGE_SZ		4096UL
 #define NR_DEVICES	4
 #define BASE		0x5000000000UL	/* the areas, far below the mmap area */

@@ -266,8 +266,8 @@ static void print_history(const struct pstate *ps)
 /* Forget the allowed set, keep the history. */
 static void clear_set(struct pstate *ps)
 {
-	ps->addr[0] = ps->addr[1] = 0;
-	ps->gen[0] = ps->gen[1] = 0;
+	memset(ps->addr, 0, sizeof(ps->addr));
+	memset(ps->gen, 0, sizeof(ps->gen));
 	ps->zero_ok = false;
 }
 
@@ -339,7 +339,8 @@ static bool check_page(unsigned long pg, struct pstate *ps, const void *data,
 			if (!ps->gen[!i])
 				return true;	/* nothing to narrow */
 			/* A lazily freed page read back is still lazily freed. */
-			ps->addr[!i] = ps->gen[!i] = 0;
+			ps->addr[1] = 0;
+			ps->gen[1] = 0;
 			ps->addr[0] = addr;
 			ps->gen[0] = gen;
 			note(ps, 'R', gen);
