@@ -328,6 +328,9 @@ static void dmirror_page_free(struct page *page)
 	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
 	struct dmirror_device *mdevice = chunk->mdevice;
 
+	/* The last reference goes with the last mapping. */
+	VM_WARN_ON_ONCE_PAGE(page_mapped(page), page);
+
 	if (chunk->backing) {
 		unsigned long i = dmirror_page_index(page);
 

@@ -435,6 +435,8 @@ static void mdev_release(unsigned long *mpfn, bool isolated)
 {
 	struct folio *folio = page_folio(migrate_pfn_to_page(*mpfn));
 
+	VM_WARN_ON_ONCE_FOLIO(folio_test_anon(folio) && !mem_cgroup_disabled() &&
+			      !folio_memcg(folio), folio);
 	if (*mpfn & MDEV_PFN_UNMAPPED)
 		remove_migration_ptes(folio, folio, 0);
 	if (*mpfn & MDEV_PFN_ANON_REF)
@@ -678,6 +680,9 @@ static bool mdev_move(struct page *page, struct page *newpage, int extra)
 	struct folio *folio = page_folio(page);
 	struct folio *newfolio = page_folio(newpage);
 
+	/* A destination is a fresh page: no owner, no charge yet. */
+	VM_WARN_ON_ONCE_FOLIO(newfolio->mapping || folio_memcg(newfolio), newfolio);
+
 	if (folio_is_zone_device(newfolio) &&
 	    !folio_is_device_private(newfolio) &&
 	    !folio_is_device_coherent(newfolio))
@@ -811,6 +816,8 @@ static void mdev_remap_pte(struct vm_area_struct *vma, unsigned long addr,
 			pte = pte_mkuffd_wp(pte);
 	}
 
+	/* User memory is charged: a charge lost on the way shows here. */
+	VM_WARN_ON_ONCE_FOLIO(!mem_cgroup_disabled() && !folio_memcg(folio), folio);
 	folio_get(folio);
 	folio_add_anon_rmap_pte(folio, page, vma, addr, flags);
 	set_pte_at(vma->vm_mm, addr, ptep, pte);
