@@ -13,6 +13,8 @@ dirs=()
 run_vm_checks debug
 step "summarising (full logs under build/results/)"
 echo
+python3 "$TOP/scripts/reliability.py" "${dirs[@]}" | tee "$BUILD/results/reliability.txt"
+echo
 set +e
 python3 "$TOP/scripts/ktap-summary.py" "${dirs[@]}" | tee "$BUILD/results/check-debug.ktap"
 exit "${PIPESTATUS[0]}"

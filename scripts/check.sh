@@ -22,6 +22,8 @@ dirs+=("$BUILD/results/compat")
 dirs+=("$BUILD/results/series")
 step "summarising (full logs under build/results/)"
 echo
+python3 "$TOP/scripts/reliability.py" "${dirs[@]}" | tee "$BUILD/results/reliability.txt"
+echo
 set +e
 python3 "$TOP/scripts/ktap-summary.py" "${dirs[@]}" | tee "$BUILD/results/check.ktap"
 rc=${PIPESTATUS[0]}
