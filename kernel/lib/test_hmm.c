@@ -494,39 +494,89 @@ retry:
 }
 
 /*
- * Copy between @buf and the pages the mirror maps from @start on, stopping
- * at the first page not mapped (or not writable, for a write). Returns the
- * address reached.
+ * The device copies between the mirror and the user's buffer directly, as a
+ * DMA engine would, with page faults disabled: nothing under pt_lock may
+ * fault (see the top). Returns 0, or -EFAULT if the part of the buffer at
+ * @ubuf is not mapped as the copy needs.
+ */
+static int dmirror_copy_user(void *kaddr, char __user *ubuf, bool write)
+{
+	unsigned long left;
+
+	pagefault_disable();
+	if (write)
+		left = __copy_from_user_inatomic(kaddr, ubuf, PAGE_SIZE);
+	else
+		left = __copy_to_user_inatomic(ubuf, kaddr, PAGE_SIZE);
+	pagefault_enable();
+	return left ? -EFAULT : 0;
+}
+
+/*
+ * Copy between @ubuf and the pages the mirror maps from @start on, stopping
+ * at the first page not mapped (or not writable, for a write), or at the
+ * first page whose part of @ubuf is not mapped (*@user_fault set). Returns
+ * the address reached.
  */
 static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long start,
-				     unsigned long end, char *buf, bool write)
+				     unsigned long end, char __user *ubuf, bool write,
+				     bool *user_fault)
 {
 	unsigned long addr;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	for (addr = start; addr < end; addr += PAGE_SIZE, buf += PAGE_SIZE) {
+	for (addr = start; addr < end; addr += PAGE_SIZE, ubuf += PAGE_SIZE) {
 		void *entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
 		char *kaddr;
+		int ret;
 
 		if (!entry || (write && !(dpte_access(entry) & DPTE_WRITE)))
 			break;
 		kaddr = kmap_local_page(dmirror_data_page(dpte_page(entry)));
-		if (write)
-			memcpy(kaddr, buf, PAGE_SIZE);
-		else
-			memcpy(buf, kaddr, PAGE_SIZE);
+		ret = dmirror_copy_user(kaddr, ubuf, write);
 		kunmap_local(kaddr);
+		if (ret) {
+			*user_fault = true;
+			break;
+		}
 	}
 	return addr;
 }
 
-/* ---- ioctls ----------------------------------------------------------- */
-
-/* A bounce buffer of up to DMIRROR_BATCH pages for a range of @size bytes. */
-static void *dmirror_bounce(unsigned long size)
+/*
+ * Copy the page at @addr through the kernel page @bounce, for a buffer page
+ * the direct copy could not reach: the user side of the copy is done with
+ * pt_lock dropped, where it may fault. Returns 0, -ENOENT if the mirror no
+ * longer maps the page as needed, or -EFAULT.
+ */
+static int dmirror_copy_bounced(struct dmirror *dmirror, unsigned long addr,
+				char __user *ubuf, char *bounce, bool write)
 {
-	return kvmalloc(min(size, DMIRROR_BATCH * PAGE_SIZE), GFP_KERNEL);
+	void *entry;
+	char *kaddr;
+	int ret = 0;
+
+	if (write && copy_from_user(bounce, ubuf, PAGE_SIZE))
+		return -EFAULT;
+	mutex_lock(&dmirror->pt_lock);
+	entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
+	if (!entry || (write && !(dpte_access(entry) & DPTE_WRITE))) {
+		ret = -ENOENT;
+	} else {
+		kaddr = kmap_local_page(dmirror_data_page(dpte_page(entry)));
+		if (write)
+			memcpy(kaddr, bounce, PAGE_SIZE);
+		else
+			memcpy(bounce, kaddr, PAGE_SIZE);
+		kunmap_local(kaddr);
+	}
+	mutex_unlock(&dmirror->pt_lock);
+	if (!ret && !write && copy_to_user(ubuf, bounce, PAGE_SIZE))
+		ret = -EFAULT;
+	return ret;
 }
+
+/* ---- ioctls ----------------------------------------------------------- */
 
 /*
  * Device access to [start, end) through the mirror: faulting it in when
@@ -537,46 +587,51 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			  bool fault)
 {
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
-	unsigned long addr, next, pos;
-	char *bounce;
+	unsigned long addr = start, next, done;
+	char *bounce = NULL;
+	bool user_fault;
 	int ret = 0;
 
-	bounce = dmirror_bounce(end - start);
-	if (!bounce)
-		return -ENOMEM;
-
-	for (addr = start; addr < end && !ret; addr = next) {
+	if (!access_ok(uptr, end - start))
+		return -EFAULT;
+	while (addr < end) {
+		/* pt_lock is held for at most DMIRROR_BATCH pages at a time. */
 		next = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
-		if (write && copy_from_user(bounce, uptr + (addr - start), next - addr)) {
-			ret = -EFAULT;
+		user_fault = false;
+		mutex_lock(&dmirror->pt_lock);
+		done = dmirror_pt_copy(dmirror, addr, next, uptr + (addr - start),
+				       write, &user_fault);
+		mutex_unlock(&dmirror->pt_lock);
+		cmd->cpages += (done - addr) >> PAGE_SHIFT;
+		addr = done;
+		if (addr == next)
+			continue;
+		if (user_fault) {
+			if (!bounce)
+				bounce = kmalloc(PAGE_SIZE, GFP_KERNEL);
+			ret = bounce ? dmirror_copy_bounced(dmirror, addr,
+							    uptr + (addr - start),
+							    bounce, write) : -ENOMEM;
+			if (!ret) {
+				cmd->cpages++;
+				addr += PAGE_SIZE;
+				continue;
+			}
+			if (ret != -ENOENT)
+				break;
+			ret = 0;
+		}
+		if (!fault) {
+			ret = -ENOENT;
 			break;
 		}
-		for (pos = addr; pos < next;) {
-			unsigned long done;
-
-			mutex_lock(&dmirror->pt_lock);
-			done = dmirror_pt_copy(dmirror, pos, next,
-					       bounce + (pos - addr), write);
-			mutex_unlock(&dmirror->pt_lock);
-			cmd->cpages += (done - pos) >> PAGE_SHIFT;
-			pos = done;
-			if (pos == next)
-				break;
-			if (!fault) {
-				ret = -ENOENT;
-				break;
-			}
-			/* Fault in all the rest: one device fault per miss. */
-			ret = dmirror_fault(dmirror, pos, end, write);
-			if (ret)
-				break;
-			cmd->faults++;
-		}
-		if (!ret && !write &&
-		    copy_to_user(uptr + (addr - start), bounce, next - addr))
-			ret = -EFAULT;
+		/* Fault in all the rest: one device fault per miss. */
+		ret = dmirror_fault(dmirror, addr, end, write);
+		if (ret)
+			break;
+		cmd->faults++;
 	}
-	kvfree(bounce);
+	kfree(bounce);
 	return ret;
 }
 
@@ -732,42 +787,64 @@ static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *
 		.hmm_pfns = pfns,
 		.dev_private_owner = dmirror->mdevice,
 	};
-	unsigned long addr, i;
-	bool missing = false;
-	char *bounce;
+	unsigned long addr, i, n;
+	bool missing = false, gap, user_fault;
+	char *bounce = NULL;
 	int ret = 0;
 
-	bounce = dmirror_bounce(end - start);
-	if (!bounce)
-		return -ENOMEM;
-
+	if (!access_ok(uptr, end - start))
+		return -EFAULT;
 	for (addr = start; addr < end; addr = range.end) {
 		range.start = addr;
 		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
 		ret = dmirror_range_lock(dmirror, &range);
 		if (ret)
 			break;
-		for (i = 0; addr + i * PAGE_SIZE < range.end; i++) {
+		gap = false;
+		user_fault = false;
+		for (i = 0, n = 0; addr + i * PAGE_SIZE < range.end; i++) {
 			struct page *page = hmm_pfn_to_page(pfns[i]);
+			char __user *ubuf = uptr + (addr - start) + i * PAGE_SIZE;
 			char *kaddr;
 
 			if (!(pfns[i] & HMM_PFN_VALID) || !dmirror_owns(dmirror->mdevice, page)) {
-				missing = true;
+				gap = true;
 				continue;
 			}
 			/* A failed store only costs a device fault later. */
 			dmirror_pt_set(dmirror, addr + i * PAGE_SIZE, page,
 				       pfns[i] & HMM_PFN_WRITE ? DPTE_WRITE : 0);
 			kaddr = kmap_local_page(dmirror_data_page(page));
-			memcpy(bounce + i * PAGE_SIZE, kaddr, PAGE_SIZE);
+			if (bounce)
+				memcpy(bounce + i * PAGE_SIZE, kaddr, PAGE_SIZE);
+			else
+				user_fault = dmirror_copy_user(kaddr, ubuf, false);
 			kunmap_local(kaddr);
-			cmd->cpages++;
+			if (user_fault)
+				break;
+			n++;
 		}
 		mutex_unlock(&dmirror->pt_lock);
-		if (copy_to_user(uptr + (addr - start), bounce, range.end - addr)) {
+		if (user_fault) {
+			/*
+			 * Part of the buffer is not mapped: this batch and the
+			 * rest go through a bounce buffer, whose copy to the
+			 * user may fault.
+			 */
+			bounce = kvzalloc(DMIRROR_BATCH * PAGE_SIZE, GFP_KERNEL);
+			if (!bounce) {
+				ret = -ENOMEM;
+				break;
+			}
+			range.end = addr;
+			continue;
+		}
+		if (bounce && copy_to_user(uptr + (addr - start), bounce, range.end - addr)) {
 			ret = -EFAULT;
 			break;
 		}
+		cmd->cpages += n;
+		missing |= gap;
 	}
 	kvfree(bounce);
 	return ret ?: missing ? -ENOENT : 0;
@@ -1007,24 +1084,38 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct page *pages[DMIRROR_BATCH];
+	bool retried = false;
 	unsigned long seq;
 	long n, i, mapped = 0;
 	int ret;
 
-	for (;;) {
+	for (;; retried = true) {
 		/*
-		 * Fault the range in writable first: breaking COW, undoing an
-		 * earlier exclusive grant or splitting a THP inside
-		 * make_device_exclusive_range() would invalidate the range
-		 * after @seq, every time.
+		 * A retry faults the range in writable first: breaking COW,
+		 * undoing an exclusive grant of the failed attempt or
+		 * splitting a THP inside make_device_exclusive_range() would
+		 * invalidate the range after @seq, every time. The first
+		 * attempt does without: memory the CPU has written needs none
+		 * of that.
 		 */
-		ret = dmirror_fault(dmirror, start, end, true);
-		if (ret)
-			return ret;
+		if (retried) {
+			ret = dmirror_fault(dmirror, start, end, true);
+			if (ret)
+				return ret;
+		}
 		seq = mmu_interval_read_begin(&dmirror->notifier);
 		mmap_read_lock(mm);
 		n = make_device_exclusive_range(mm, start, end, pages, dmirror);
 		mmap_read_unlock(mm);
+		/*
+		 * Some page could not be had: the fault of a retry tells
+		 * why, e.g. -EPERM for a read-only vma or -EFAULT for a hole.
+		 */
+		if (n < (long)((end - start) >> PAGE_SHIFT) && !retried) {
+			if (n > 0)
+				dmirror_put_pages(pages, n);
+			continue;
+		}
 		if (n < 0)
 			return n;
 		mutex_lock(&dmirror->pt_lock);
