@@ -667,36 +667,94 @@ static u8 dmirror_prot(struct dmirror *dmirror, unsigned long hpfn)
 	return prot;
 }
 
+/*
+ * Pages whose entries differ only by consecutive pfns share their answer of
+ * dmirror_prot() within one subsection of memory: memory is added and
+ * removed (memremap_pages() too) in aligned subsections, so zone and pgmap
+ * cannot change inside one.
+ */
+#ifdef CONFIG_SPARSEMEM
+#define DMIRROR_PFN_RUN		PAGES_PER_SUBSECTION
+#else
+#define DMIRROR_PFN_RUN		1UL
+#endif
+
+/*
+ * How many entries of @pfns from @i on (below @n) get the same answer from
+ * dmirror_prot() as pfns[@i]: a run of equal entries without a page, or a
+ * run of consecutive pfns with equal flags (a huge mapping, or small pages
+ * that happen to be contiguous) inside one DMIRROR_PFN_RUN block, which
+ * does not include the zero page.
+ */
+static unsigned long dmirror_prot_run(const unsigned long *pfns, unsigned long i,
+				      unsigned long n)
+{
+	unsigned long first = pfns[i], pfn, j;
+
+	if (!(first & HMM_PFN_VALID)) {
+		for (j = i + 1; j < n && pfns[j] == first; j++)
+			;
+		return j - i;
+	}
+	pfn = first & ~HMM_PFN_FLAGS;
+	if (is_zero_pfn(pfn))
+		return 1;
+	for (j = i + 1; j < n; j++) {
+		pfn++;
+		if (pfns[j] != first + (j - i) || !(pfn & (DMIRROR_PFN_RUN - 1)) ||
+		    is_zero_pfn(pfn))
+			break;
+	}
+	return j - i;
+}
+
+/* Pages per hmm_range_fault() of a snapshot: one page table's worth. */
+#define DMIRROR_SNAPSHOT_BATCH	512
+
 /* What the CPU page table holds for each page, without faulting anything. */
 static int dmirror_snapshot(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			    unsigned long start, unsigned long end)
 {
 	u8 __user *uptr = u64_to_user_ptr(cmd->ptr);
-	unsigned long pfns[DMIRROR_BATCH];
 	struct hmm_range range = {
 		.notifier = &dmirror->notifier,
-		.hmm_pfns = pfns,
 		.dev_private_owner = dmirror->mdevice,
 	};
-	u8 prot[DMIRROR_BATCH];
-	unsigned long addr, n, i;
-	int ret;
+	unsigned long addr, n, i, k, *pfns;
+	int ret = 0;
+	u8 *prot;
+
+	/*
+	 * A snapshot does little per page: batches as large as a page table
+	 * keep the cost of each walk from the top of the tree small.
+	 */
+	n = min((end - start) >> PAGE_SHIFT, (unsigned long)DMIRROR_SNAPSHOT_BATCH);
+	pfns = kmalloc_array(n, sizeof(*pfns) + sizeof(*prot), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	prot = (u8 *)(pfns + n);
+	range.hmm_pfns = pfns;
 
 	for (addr = start; addr < end; addr = range.end) {
 		range.start = addr;
-		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		range.end = min(end, addr + DMIRROR_SNAPSHOT_BATCH * PAGE_SIZE);
 		n = (range.end - addr) >> PAGE_SHIFT;
 		ret = dmirror_range_lock(dmirror, &range);
 		if (ret)
-			return ret;
-		for (i = 0; i < n; i++)
-			prot[i] = dmirror_prot(dmirror, pfns[i]);
+			break;
+		for (i = 0; i < n; i += k) {
+			k = dmirror_prot_run(pfns, i, n);
+			memset(prot + i, dmirror_prot(dmirror, pfns[i]), k);
+		}
 		mutex_unlock(&dmirror->pt_lock);
-		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT), prot, n))
-			return -EFAULT;
+		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT), prot, n)) {
+			ret = -EFAULT;
+			break;
+		}
 		cmd->cpages += n;
 	}
-	return 0;
+	kfree(pfns);
+	return ret;
 }
 
 /*
