@@ -340,16 +340,18 @@ static void dmirror_page_free(struct page *page)
 
 /* ---- the mirror page table -------------------------------------------- */
 
+/* Remove the entries of [start, end) from the mirror, under one xa_lock. */
 static void dmirror_pt_zap(struct dmirror *dmirror, unsigned long start,
 			   unsigned long end)
 {
-	unsigned long index;
+	XA_STATE(xas, &dmirror->pt, start >> PAGE_SHIFT);
 	void *entry;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	xa_for_each_range(&dmirror->pt, index, entry, start >> PAGE_SHIFT,
-			  (end - 1) >> PAGE_SHIFT)
-		xa_erase(&dmirror->pt, index);
+	xas_lock(&xas);
+	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT)
+		xas_store(&xas, NULL);
+	xas_unlock(&xas);
 }
 
 static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
@@ -358,6 +360,43 @@ static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
 	lockdep_assert_held(&dmirror->pt_lock);
 	return xa_err(xa_store(&dmirror->pt, addr >> PAGE_SHIFT,
 			       dpte_make(page, access), GFP_NOWAIT | __GFP_NOWARN));
+}
+
+static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
+{
+	return (is_device_private_page(page) || is_device_coherent_page(page)) &&
+	       page->pgmap->owner == mdevice;
+}
+
+/*
+ * Map the @n pages from @addr on that hmm_range_fault() reported in @hpfns
+ * (all valid, or only those in @only's memory when @only is set), in one
+ * pass over the xarray under one xa_lock. Returns 0 or -ENOMEM; on failure
+ * some of the entries may be stored.
+ */
+static int dmirror_pt_store(struct dmirror *dmirror, unsigned long addr,
+			    const unsigned long *hpfns, unsigned long n,
+			    struct dmirror_device *only)
+{
+	XA_STATE(xas, &dmirror->pt, addr >> PAGE_SHIFT);
+	unsigned long i = 0;
+
+	lockdep_assert_held(&dmirror->pt_lock);
+	do {
+		xas_lock(&xas);
+		for (; i < n; i++, xas_next(&xas)) {
+			unsigned long hpfn = hpfns[i];
+			struct page *page = hmm_pfn_to_page(hpfn);
+
+			if (only && (!(hpfn & HMM_PFN_VALID) || !dmirror_owns(only, page)))
+				continue;
+			xas_store(&xas, dpte_make(page, hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0));
+			if (xas_error(&xas))
+				break;
+		}
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_NOWAIT | __GFP_NOWARN));
+	return xas_error(&xas);
 }
 
 static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
@@ -434,7 +473,7 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
 		.dev_private_owner = dmirror->mdevice,
 	};
 	bool reserved = false, homed = false, readonly;
-	unsigned long addr, i;
+	unsigned long addr, i, n;
 	long ret;
 
 	for (addr = start; addr < end; addr = range.end) {
@@ -446,15 +485,10 @@ retry:
 		if (ret)
 			return ret;
 		readonly = false;
-		for (i = 0; addr + i * PAGE_SIZE < range.end && !ret; i++) {
-			unsigned long hpfn = pfns[i];
-
-			if (write && !(hpfn & HMM_PFN_WRITE))
-				readonly = true;
-			ret = dmirror_pt_set(dmirror, addr + i * PAGE_SIZE,
-					     hmm_pfn_to_page(hpfn),
-					     hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0);
-		}
+		n = (range.end - addr) >> PAGE_SHIFT;
+		for (i = 0; write && i < n; i++)
+			readonly |= !(pfns[i] & HMM_PFN_WRITE);
+		ret = dmirror_pt_store(dmirror, addr, pfns, n, NULL);
 		mutex_unlock(&dmirror->pt_lock);
 		if (ret == -ENOMEM && !reserved) {
 			/*
@@ -822,12 +856,6 @@ static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *a
 	return 0;
 }
 
-static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
-{
-	return (is_device_private_page(page) || is_device_coherent_page(page)) &&
-	       page->pgmap->owner == mdevice;
-}
-
 /*
  * The outcome of a migration into device memory, as the device sees it:
  * map every page of [start, end) that now lives in this device's memory,
@@ -860,6 +888,9 @@ static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *
 			break;
 		gap = false;
 		user_fault = false;
+		/* A failed store only costs a device fault later. */
+		dmirror_pt_store(dmirror, addr, pfns, (range.end - addr) >> PAGE_SHIFT,
+				 dmirror->mdevice);
 		for (i = 0, n = 0; addr + i * PAGE_SIZE < range.end; i++) {
 			struct page *page = hmm_pfn_to_page(pfns[i]);
 			char __user *ubuf = uptr + (addr - start) + i * PAGE_SIZE;
@@ -869,9 +900,6 @@ static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *
 				gap = true;
 				continue;
 			}
-			/* A failed store only costs a device fault later. */
-			dmirror_pt_set(dmirror, addr + i * PAGE_SIZE, page,
-				       pfns[i] & HMM_PFN_WRITE ? DPTE_WRITE : 0);
 			kaddr = kmap_local_page(dmirror_data_page(page));
 			if (bounce)
 				memcpy(bounce + i * PAGE_SIZE, kaddr, PAGE_SIZE);
