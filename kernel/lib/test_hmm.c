@@ -47,6 +47,7 @@
 #include <linux/init.h>
 #include <linux/ioport.h>
 #include <linux/log2.h>
+#include <linux/mempolicy.h>
 #include <linux/memremap.h>
 #include <linux/migrate.h>
 #include <linux/mm.h>
@@ -198,16 +199,20 @@ static void dmirror_free_push(struct dmirror_device *mdevice, struct page *page)
 	spin_unlock(&mdevice->free_lock);
 }
 
-static struct page *dmirror_free_pop(struct dmirror_device *mdevice)
+/* Take up to @n pages off the free list into @pages; returns how many. */
+static unsigned long dmirror_free_pop(struct dmirror_device *mdevice,
+				      struct page **pages, unsigned long n)
 {
+	unsigned long got = 0;
 	struct page *page;
 
 	spin_lock(&mdevice->free_lock);
-	page = mdevice->free_pages;
-	if (page)
+	while (got < n && (page = mdevice->free_pages)) {
 		mdevice->free_pages = page->zone_device_data;
+		pages[got++] = page;
+	}
 	spin_unlock(&mdevice->free_lock);
-	return page;
+	return got;
 }
 
 static void dmirror_chunk_destroy(struct dmirror_chunk *chunk)
@@ -290,37 +295,54 @@ out:
 }
 
 /*
- * Allocate a device page for @dmirror, returned locked with one reference as
- * migrate_vma_pages() wants its destination pages.
+ * Allocate @n device pages for @dmirror into @pages, each returned locked
+ * with one reference as migrate_vma_pages() wants its destination pages,
+ * and backed by a system page for private memory. All or nothing: returns
+ * 0, or -ENOMEM with nothing allocated. The system pages come from the bulk
+ * allocator and the device pages off the free list under one lock.
  */
-static struct page *dmirror_alloc_page(struct dmirror *dmirror)
+static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
+			       unsigned long n)
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
-	struct page *page, *data = NULL;
+	struct page *data[DMIRROR_BATCH] = { };
+	bool private = mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
+	unsigned long i, got = 0;
 
-	if (test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
+	if (WARN_ON_ONCE(n > DMIRROR_BATCH) ||
+	    test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
 		goto fail;
 
-	if (mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
-		data = alloc_page(GFP_HIGHUSER);
-		if (!data)
+	if (private && alloc_pages_bulk_array(GFP_HIGHUSER, n, data) < n) {
+		for (i = 0; i < n; i++) {
+			if (!data[i])
+				data[i] = alloc_page(GFP_HIGHUSER);
+			if (!data[i])
+				goto fail;
+		}
+	}
+	while (got < n) {
+		got += dmirror_free_pop(mdevice, pages + got, n - got);
+		if (got < n && dmirror_grow(mdevice))
 			goto fail;
 	}
-	while (!(page = dmirror_free_pop(mdevice))) {
-		if (dmirror_grow(mdevice))
-			goto fail;
+	for (i = 0; i < n; i++) {
+		if (private)
+			dmirror_page_chunk(pages[i])->backing[dmirror_page_index(pages[i])] =
+				data[i];
+		zone_device_page_init(pages[i]);
 	}
-	if (data)
-		dmirror_page_chunk(page)->backing[dmirror_page_index(page)] = data;
-	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, 1);
-	zone_device_page_init(page);
-	return page;
+	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, n);
+	return 0;
 
 fail:
-	if (data)
-		__free_page(data);
+	for (i = 0; i < n; i++)
+		if (data[i])
+			__free_page(data[i]);
+	while (got)
+		dmirror_free_push(mdevice, pages[--got]);
 	dmirror_count(mdevice, DMIRROR_ALLOC_FAILURES, 1);
-	return NULL;
+	return -ENOMEM;
 }
 
 static void dmirror_page_free(struct page *page)
@@ -824,28 +846,22 @@ static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
  */
 static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *args)
 {
-	unsigned long i;
+	struct page *pages[DMIRROR_BATCH];
+	unsigned long i, n = 0;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
-	for (i = 0; i < args->npages; i++) {
+	for (i = 0; i < args->npages; i++)
+		n += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
+	/* Nothing is filled unless every page can be: the batch stays. */
+	if (n && dmirror_alloc_pages(dmirror, pages, n))
+		return -ENOMEM;
+	for (i = 0, n = 0; i < args->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
 		struct page *dpage;
 
 		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		dpage = dmirror_alloc_page(dmirror);
-		if (!dpage) {
-			/* Give back what this batch took, before anything moved. */
-			while (i--) {
-				dpage = migrate_pfn_to_page(args->dst[i]);
-				args->dst[i] = 0;
-				if (dpage) {
-					unlock_page(dpage);
-					put_page(dpage);
-				}
-			}
-			return -ENOMEM;
-		}
+		dpage = pages[n++];
 		if (spage)
 			copy_highpage(dmirror_data_page(dpage), spage);
 		else
@@ -1005,6 +1021,20 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 }
 
 /*
+ * Does an allocation for @vma follow the default policy (the local node)?
+ * Then the bulk allocator places pages as alloc_page_vma() would.
+ */
+static bool dmirror_vma_local(struct vm_area_struct *vma)
+{
+#ifdef CONFIG_NUMA
+	if (vma_policy(vma) || (vma->vm_ops && vma->vm_ops->get_policy) ||
+	    current->mempolicy)
+		return false;
+#endif
+	return true;
+}
+
+/*
  * Give each device page the core collected a system page with its content.
  * @vma is NULL when evicting by pfn. Returns the number of pages filled.
  */
@@ -1013,16 +1043,28 @@ static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *d
 					    struct vm_area_struct *vma,
 					    unsigned long start)
 {
-	unsigned long i, filled = 0;
+	struct page *bulk[DMIRROR_BATCH];
+	unsigned long i, n = 0, nbulk = 0, filled = 0;
 
-	for (i = 0; i < npages; i++) {
+	/* A batch of a vma that allocates locally comes from the bulk allocator. */
+	if (vma && npages > 1 && npages <= DMIRROR_BATCH && dmirror_vma_local(vma)) {
+		for (i = 0; i < npages; i++)
+			n += migrate_pfn_to_page(src[i]) && (src[i] & MIGRATE_PFN_MIGRATE);
+		memset(bulk, 0, n * sizeof(*bulk));
+		if (n > 1)
+			nbulk = alloc_pages_bulk_array_node(GFP_HIGHUSER_MOVABLE,
+							    numa_node_id(), n, bulk);
+	}
+	for (i = 0, n = 0; i < npages; i++) {
 		struct page *spage = migrate_pfn_to_page(src[i]);
 		struct page *dpage;
 
 		dst[i] = 0;
 		if (!spage || !(src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (vma)
+		if (n < nbulk)
+			dpage = bulk[n++];
+		else if (vma)
 			dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, vma,
 					       start + i * PAGE_SIZE);
 		else
