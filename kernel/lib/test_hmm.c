@@ -362,17 +362,34 @@ static void dmirror_page_free(struct page *page)
 
 /* ---- the mirror page table -------------------------------------------- */
 
-/* Remove the entries of [start, end) from the mirror, under one xa_lock. */
+/*
+ * Remove the entries of [start, end) from the mirror, under one xa_lock.
+ * With multi-index stores, each aligned block the range covers goes in one
+ * store, which frees whole leaf nodes instead of emptying them slot by slot.
+ */
 static void dmirror_pt_zap(struct dmirror *dmirror, unsigned long start,
 			   unsigned long end)
 {
-	XA_STATE(xas, &dmirror->pt, start >> PAGE_SHIFT);
+	unsigned long index = start >> PAGE_SHIFT, last = (end - 1) >> PAGE_SHIFT;
+	XA_STATE(xas, &dmirror->pt, index);
+	unsigned int order;
 	void *entry;
 
 	lockdep_assert_held(&dmirror->pt_lock);
 	xas_lock(&xas);
-	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT)
-		xas_store(&xas, NULL);
+	if (IS_ENABLED(CONFIG_XARRAY_MULTI)) {
+		while (index <= last) {
+			order = ilog2(last - index + 1);
+			if (index)
+				order = min(order, (unsigned int)__ffs(index));
+			xas_set_order(&xas, index, order);
+			xas_store(&xas, NULL);
+			index += 1UL << order;
+		}
+	} else {
+		xas_for_each(&xas, entry, last)
+			xas_store(&xas, NULL);
+	}
 	xas_unlock(&xas);
 }
 
