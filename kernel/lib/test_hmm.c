@@ -595,15 +595,26 @@ static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long star
 				     unsigned long end, char __user *ubuf, bool write,
 				     bool *user_fault)
 {
-	unsigned long addr;
+	XA_STATE(xas, &dmirror->pt, start >> PAGE_SHIFT);
+	unsigned long addr = start;
+	void *entry;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	for (addr = start; addr < end; addr += PAGE_SIZE, ubuf += PAGE_SIZE) {
-		void *entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
+	/*
+	 * One walk along the leaf nodes. pt_lock keeps the entries as they
+	 * are, but xa_reserve() (dmirror_fault()) may add nodes meanwhile:
+	 * RCU keeps them valid and a retry entry makes us look again.
+	 */
+	rcu_read_lock();
+	for (entry = xas_load(&xas); addr < end; entry = xas_next(&xas)) {
 		char *kaddr;
 		int ret;
 
-		if (!entry || (write && !(dpte_access(entry) & DPTE_WRITE)))
+		if (!entry || xa_is_zero(entry))
+			break;
+		if (xas_retry(&xas, entry))
+			continue;
+		if (write && !(dpte_access(entry) & DPTE_WRITE))
 			break;
 		kaddr = kmap_local_page(dmirror_data_page(dpte_page(entry)));
 		ret = dmirror_copy_user(kaddr, ubuf, write);
@@ -612,7 +623,10 @@ static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long star
 			*user_fault = true;
 			break;
 		}
+		addr += PAGE_SIZE;
+		ubuf += PAGE_SIZE;
 	}
+	rcu_read_unlock();
 	return addr;
 }
 
