@@ -393,12 +393,32 @@ static void dmirror_pt_zap(struct dmirror *dmirror, unsigned long start,
 	xas_unlock(&xas);
 }
 
-static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
-			  struct page *page, unsigned long access)
+/*
+ * Map the pages of @pages that are not NULL, the first at @addr, with
+ * @access, in one pass over the xarray like dmirror_pt_store(). Returns how
+ * many were mapped.
+ */
+static unsigned long dmirror_pt_set_pages(struct dmirror *dmirror, unsigned long addr,
+					  struct page **pages, unsigned long n,
+					  unsigned long access)
 {
+	XA_STATE(xas, &dmirror->pt, addr >> PAGE_SHIFT);
+	unsigned long i = 0, mapped = 0;
+
 	lockdep_assert_held(&dmirror->pt_lock);
-	return xa_err(xa_store(&dmirror->pt, addr >> PAGE_SHIFT,
-			       dpte_make(page, access), GFP_NOWAIT | __GFP_NOWARN));
+	do {
+		xas_lock(&xas);
+		for (; i < n; i++, xas_next(&xas)) {
+			if (!pages[i])
+				continue;
+			xas_store(&xas, dpte_make(pages[i], access));
+			if (xas_error(&xas))
+				break;
+			mapped++;
+		}
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_NOWAIT | __GFP_NOWARN));
+	return mapped;
 }
 
 static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
@@ -1245,7 +1265,7 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 	struct page *pages[DMIRROR_BATCH];
 	bool retried = false;
 	unsigned long seq;
-	long n, i, mapped = 0;
+	long n, mapped;
 	int ret;
 
 	for (;; retried = true) {
@@ -1285,11 +1305,7 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
 	}
-	for (i = 0; i < n; i++) {
-		if (pages[i] && !dmirror_pt_set(dmirror, start + i * PAGE_SIZE, pages[i],
-						DPTE_WRITE | DPTE_ATOMIC))
-			mapped++;
-	}
+	mapped = dmirror_pt_set_pages(dmirror, start, pages, n, DPTE_WRITE | DPTE_ATOMIC);
 	mutex_unlock(&dmirror->pt_lock);
 	dmirror_put_pages(pages, n);
 	return mapped;
