@@ -755,17 +755,22 @@ static u8 dmirror_prot(struct dmirror *dmirror, unsigned long hpfn)
 
 	page = hmm_pfn_to_page(hpfn);
 	prot = hpfn & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
-	if (is_zero_pfn(page_to_pfn(page)))
-		prot |= HMM_DMIRROR_PROT_ZERO;
-	else if (is_device_private_page(page))
+	/* System memory first: one look at the page's zone. */
+	if (!is_zone_device_page(page)) {
+		if (is_zero_pfn(hpfn & ~HMM_PFN_FLAGS))
+			prot |= HMM_DMIRROR_PROT_ZERO;
+	} else if (is_device_private_page(page)) {
 		prot |= page->pgmap->owner == dmirror->mdevice ?
 			HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL :
 			HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
-	else if (is_device_coherent_page(page))
+	} else if (is_device_coherent_page(page)) {
 		prot |= page->pgmap->owner == dmirror->mdevice ?
 			HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
 			HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE;
+	}
 
+	if (likely(!hmm_pfn_to_map_order(hpfn)))
+		return prot;
 	shift = hmm_pfn_to_map_order(hpfn) + PAGE_SHIFT;
 	if (shift == PMD_SHIFT)
 		prot |= HMM_DMIRROR_PROT_PMD;
@@ -851,7 +856,10 @@ static int dmirror_snapshot(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd
 			break;
 		for (i = 0; i < n; i += k) {
 			k = dmirror_prot_run(pfns, i, n);
-			memset(prot + i, dmirror_prot(dmirror, pfns[i]), k);
+			if (k == 1)
+				prot[i] = dmirror_prot(dmirror, pfns[i]);
+			else
+				memset(prot + i, dmirror_prot(dmirror, pfns[i]), k);
 		}
 		mutex_unlock(&dmirror->pt_lock);
 		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT), prot, n)) {
