@@ -47,6 +47,7 @@
 #include <linux/init.h>
 #include <linux/ioport.h>
 #include <linux/log2.h>
+#include <linux/mempolicy.h>
 #include <linux/memremap.h>
 #include <linux/migrate.h>
 #include <linux/mm.h>
@@ -198,16 +199,20 @@ static void dmirror_free_push(struct dmirror_device *mdevice, struct page *page)
 	spin_unlock(&mdevice->free_lock);
 }
 
-static struct page *dmirror_free_pop(struct dmirror_device *mdevice)
+/* Take up to @n pages off the free list into @pages; returns how many. */
+static unsigned long dmirror_free_pop(struct dmirror_device *mdevice,
+				      struct page **pages, unsigned long n)
 {
+	unsigned long got = 0;
 	struct page *page;
 
 	spin_lock(&mdevice->free_lock);
-	page = mdevice->free_pages;
-	if (page)
+	while (got < n && (page = mdevice->free_pages)) {
 		mdevice->free_pages = page->zone_device_data;
+		pages[got++] = page;
+	}
 	spin_unlock(&mdevice->free_lock);
-	return page;
+	return got;
 }
 
 static void dmirror_chunk_destroy(struct dmirror_chunk *chunk)
@@ -290,37 +295,54 @@ out:
 }
 
 /*
- * Allocate a device page for @dmirror, returned locked with one reference as
- * migrate_vma_pages() wants its destination pages.
+ * Allocate @n device pages for @dmirror into @pages, each returned locked
+ * with one reference as migrate_vma_pages() wants its destination pages,
+ * and backed by a system page for private memory. All or nothing: returns
+ * 0, or -ENOMEM with nothing allocated. The system pages come from the bulk
+ * allocator and the device pages off the free list under one lock.
  */
-static struct page *dmirror_alloc_page(struct dmirror *dmirror)
+static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
+			       unsigned long n)
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
-	struct page *page, *data = NULL;
+	struct page *data[DMIRROR_BATCH] = { };
+	bool private = mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
+	unsigned long i, got = 0;
 
-	if (test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
+	if (WARN_ON_ONCE(n > DMIRROR_BATCH) ||
+	    test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
 		goto fail;
 
-	if (mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
-		data = alloc_page(GFP_HIGHUSER);
-		if (!data)
+	if (private && alloc_pages_bulk_array(GFP_HIGHUSER, n, data) < n) {
+		for (i = 0; i < n; i++) {
+			if (!data[i])
+				data[i] = alloc_page(GFP_HIGHUSER);
+			if (!data[i])
+				goto fail;
+		}
+	}
+	while (got < n) {
+		got += dmirror_free_pop(mdevice, pages + got, n - got);
+		if (got < n && dmirror_grow(mdevice))
 			goto fail;
 	}
-	while (!(page = dmirror_free_pop(mdevice))) {
-		if (dmirror_grow(mdevice))
-			goto fail;
+	for (i = 0; i < n; i++) {
+		if (private)
+			dmirror_page_chunk(pages[i])->backing[dmirror_page_index(pages[i])] =
+				data[i];
+		zone_device_page_init(pages[i]);
 	}
-	if (data)
-		dmirror_page_chunk(page)->backing[dmirror_page_index(page)] = data;
-	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, 1);
-	zone_device_page_init(page);
-	return page;
+	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, n);
+	return 0;
 
 fail:
-	if (data)
-		__free_page(data);
+	for (i = 0; i < n; i++)
+		if (data[i])
+			__free_page(data[i]);
+	while (got)
+		dmirror_free_push(mdevice, pages[--got]);
 	dmirror_count(mdevice, DMIRROR_ALLOC_FAILURES, 1);
-	return NULL;
+	return -ENOMEM;
 }
 
 static void dmirror_page_free(struct page *page)
@@ -343,24 +365,100 @@ static void dmirror_page_free(struct page *page)
 
 /* ---- the mirror page table -------------------------------------------- */
 
+/*
+ * Remove the entries of [start, end) from the mirror, under one xa_lock.
+ * With multi-index stores, each aligned block the range covers goes in one
+ * store, which frees whole leaf nodes instead of emptying them slot by slot.
+ */
 static void dmirror_pt_zap(struct dmirror *dmirror, unsigned long start,
 			   unsigned long end)
 {
-	unsigned long index;
+	unsigned long index = start >> PAGE_SHIFT, last = (end - 1) >> PAGE_SHIFT;
+	XA_STATE(xas, &dmirror->pt, index);
+	unsigned int order;
 	void *entry;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	xa_for_each_range(&dmirror->pt, index, entry, start >> PAGE_SHIFT,
-			  (end - 1) >> PAGE_SHIFT)
-		xa_erase(&dmirror->pt, index);
+	xas_lock(&xas);
+	if (IS_ENABLED(CONFIG_XARRAY_MULTI)) {
+		while (index <= last) {
+			order = ilog2(last - index + 1);
+			if (index)
+				order = min(order, (unsigned int)__ffs(index));
+			xas_set_order(&xas, index, order);
+			xas_store(&xas, NULL);
+			index += 1UL << order;
+		}
+	} else {
+		xas_for_each(&xas, entry, last)
+			xas_store(&xas, NULL);
+	}
+	xas_unlock(&xas);
 }
 
-static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
-			  struct page *page, unsigned long access)
+/*
+ * Map the pages of @pages that are not NULL, the first at @addr, with
+ * @access, in one pass over the xarray like dmirror_pt_store(). Returns how
+ * many were mapped.
+ */
+static unsigned long dmirror_pt_set_pages(struct dmirror *dmirror, unsigned long addr,
+					  struct page **pages, unsigned long n,
+					  unsigned long access)
 {
+	XA_STATE(xas, &dmirror->pt, addr >> PAGE_SHIFT);
+	unsigned long i = 0, mapped = 0;
+
 	lockdep_assert_held(&dmirror->pt_lock);
-	return xa_err(xa_store(&dmirror->pt, addr >> PAGE_SHIFT,
-			       dpte_make(page, access), GFP_NOWAIT | __GFP_NOWARN));
+	do {
+		xas_lock(&xas);
+		for (; i < n; i++, xas_next(&xas)) {
+			if (!pages[i])
+				continue;
+			xas_store(&xas, dpte_make(pages[i], access));
+			if (xas_error(&xas))
+				break;
+			mapped++;
+		}
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_NOWAIT | __GFP_NOWARN));
+	return mapped;
+}
+
+static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
+{
+	return (is_device_private_page(page) || is_device_coherent_page(page)) &&
+	       page->pgmap->owner == mdevice;
+}
+
+/*
+ * Map the @n pages from @addr on that hmm_range_fault() reported in @hpfns
+ * (all valid, or only those in @only's memory when @only is set), in one
+ * pass over the xarray under one xa_lock. Returns 0 or -ENOMEM; on failure
+ * some of the entries may be stored.
+ */
+static int dmirror_pt_store(struct dmirror *dmirror, unsigned long addr,
+			    const unsigned long *hpfns, unsigned long n,
+			    struct dmirror_device *only)
+{
+	XA_STATE(xas, &dmirror->pt, addr >> PAGE_SHIFT);
+	unsigned long i = 0;
+
+	lockdep_assert_held(&dmirror->pt_lock);
+	do {
+		xas_lock(&xas);
+		for (; i < n; i++, xas_next(&xas)) {
+			unsigned long hpfn = hpfns[i];
+			struct page *page = hmm_pfn_to_page(hpfn);
+
+			if (only && (!(hpfn & HMM_PFN_VALID) || !dmirror_owns(only, page)))
+				continue;
+			xas_store(&xas, dpte_make(page, hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0));
+			if (xas_error(&xas))
+				break;
+		}
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_NOWAIT | __GFP_NOWARN));
+	return xas_error(&xas);
 }
 
 static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
@@ -437,7 +535,7 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
 		.dev_private_owner = dmirror->mdevice,
 	};
 	bool reserved = false, homed = false, readonly;
-	unsigned long addr, i;
+	unsigned long addr, i, n;
 	long ret;
 
 	for (addr = start; addr < end; addr = range.end) {
@@ -449,15 +547,10 @@ retry:
 		if (ret)
 			return ret;
 		readonly = false;
-		for (i = 0; addr + i * PAGE_SIZE < range.end && !ret; i++) {
-			unsigned long hpfn = pfns[i];
-
-			if (write && !(hpfn & HMM_PFN_WRITE))
-				readonly = true;
-			ret = dmirror_pt_set(dmirror, addr + i * PAGE_SIZE,
-					     hmm_pfn_to_page(hpfn),
-					     hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0);
-		}
+		n = (range.end - addr) >> PAGE_SHIFT;
+		for (i = 0; write && i < n; i++)
+			readonly |= !(pfns[i] & HMM_PFN_WRITE);
+		ret = dmirror_pt_store(dmirror, addr, pfns, n, NULL);
 		mutex_unlock(&dmirror->pt_lock);
 		if (ret == -ENOMEM && !reserved) {
 			/*
@@ -497,48 +590,119 @@ retry:
 }
 
 /*
- * Copy between @buf and the pages the mirror maps from @start on, stopping
- * at the first page not mapped (or not writable, for a write). Returns the
- * address reached.
+ * A device write leaves no dirty bit in the CPU's pte: say it on the folio,
+ * or reclaim may drop a system page that MADV_FREE made clean, new contents
+ * and all. Called with pt_lock held, so that an unmap cannot look at the
+ * dirty state before we are done. Device memory is never reclaimed.
+ */
+static void dmirror_written(struct page *page)
+{
+	if (!is_zone_device_page(page))
+		folio_mark_dirty(page_folio(page));
+}
+
+/*
+ * The device copies between the mirror and the user's buffer directly, as a
+ * DMA engine would, with page faults disabled: nothing under pt_lock may
+ * fault (see the top). Returns 0, or -EFAULT if the part of the buffer at
+ * @ubuf is not mapped as the copy needs.
+ */
+static int dmirror_copy_user(void *kaddr, char __user *ubuf, bool write)
+{
+	unsigned long left;
+
+	pagefault_disable();
+	if (write)
+		left = __copy_from_user_inatomic(kaddr, ubuf, PAGE_SIZE);
+	else
+		left = __copy_to_user_inatomic(ubuf, kaddr, PAGE_SIZE);
+	pagefault_enable();
+	return left ? -EFAULT : 0;
+}
+
+/*
+ * Copy between @ubuf and the pages the mirror maps from @start on, stopping
+ * at the first page not mapped (or not writable, for a write), or at the
+ * first page whose part of @ubuf is not mapped (*@user_fault set). Returns
+ * the address reached.
  */
 static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long start,
-				     unsigned long end, char *buf, bool write)
+				     unsigned long end, char __user *ubuf, bool write,
+				     bool *user_fault)
 {
-	unsigned long addr;
+	XA_STATE(xas, &dmirror->pt, start >> PAGE_SHIFT);
+	unsigned long addr = start;
+	void *entry;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	for (addr = start; addr < end; addr += PAGE_SIZE, buf += PAGE_SIZE) {
-		void *entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
+	/*
+	 * One walk along the leaf nodes. pt_lock keeps the entries as they
+	 * are, but xa_reserve() (dmirror_fault()) may add nodes meanwhile:
+	 * RCU keeps them valid and a retry entry makes us look again.
+	 */
+	rcu_read_lock();
+	for (entry = xas_load(&xas); addr < end; entry = xas_next(&xas)) {
 		char *kaddr;
+		int ret;
 
-		if (!entry || (write && !(dpte_access(entry) & DPTE_WRITE)))
+		if (!entry || xa_is_zero(entry))
+			break;
+		if (xas_retry(&xas, entry))
+			continue;
+		if (write && !(dpte_access(entry) & DPTE_WRITE))
 			break;
 		kaddr = kmap_local_page(dmirror_data_page(dpte_page(entry)));
-		if (write)
-			memcpy(kaddr, buf, PAGE_SIZE);
-		else
-			memcpy(buf, kaddr, PAGE_SIZE);
+		ret = dmirror_copy_user(kaddr, ubuf, write);
 		kunmap_local(kaddr);
-		/*
-		 * A device write leaves no dirty bit in the CPU's pte: say it
-		 * on the folio, or reclaim may drop a system page that
-		 * MADV_FREE made clean, new contents and all. Holding pt_lock
-		 * keeps an unmap from looking at the dirty state before we
-		 * are done. Device memory is never reclaimed.
-		 */
-		if (write && !is_zone_device_page(dpte_page(entry)))
-			folio_mark_dirty(page_folio(dpte_page(entry)));
+		if (ret) {
+			*user_fault = true;
+			break;
+		}
+		if (write)
+			dmirror_written(dpte_page(entry));
+		addr += PAGE_SIZE;
+		ubuf += PAGE_SIZE;
 	}
+	rcu_read_unlock();
 	return addr;
 }
 
-/* ---- ioctls ----------------------------------------------------------- */
-
-/* A bounce buffer of up to DMIRROR_BATCH pages for a range of @size bytes. */
-static void *dmirror_bounce(unsigned long size)
+/*
+ * Copy the page at @addr through the kernel page @bounce, for a buffer page
+ * the direct copy could not reach: the user side of the copy is done with
+ * pt_lock dropped, where it may fault. Returns 0, -ENOENT if the mirror no
+ * longer maps the page as needed, or -EFAULT.
+ */
+static int dmirror_copy_bounced(struct dmirror *dmirror, unsigned long addr,
+				char __user *ubuf, char *bounce, bool write)
 {
-	return kvmalloc(min(size, DMIRROR_BATCH * PAGE_SIZE), GFP_KERNEL);
+	void *entry;
+	char *kaddr;
+	int ret = 0;
+
+	if (write && copy_from_user(bounce, ubuf, PAGE_SIZE))
+		return -EFAULT;
+	mutex_lock(&dmirror->pt_lock);
+	entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
+	if (!entry || (write && !(dpte_access(entry) & DPTE_WRITE))) {
+		ret = -ENOENT;
+	} else {
+		kaddr = kmap_local_page(dmirror_data_page(dpte_page(entry)));
+		if (write)
+			memcpy(kaddr, bounce, PAGE_SIZE);
+		else
+			memcpy(bounce, kaddr, PAGE_SIZE);
+		kunmap_local(kaddr);
+		if (write)
+			dmirror_written(dpte_page(entry));
+	}
+	mutex_unlock(&dmirror->pt_lock);
+	if (!ret && !write && copy_to_user(ubuf, bounce, PAGE_SIZE))
+		ret = -EFAULT;
+	return ret;
 }
+
+/* ---- ioctls ----------------------------------------------------------- */
 
 /*
  * Device access to [start, end) through the mirror: faulting it in when
@@ -549,46 +713,51 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			  bool fault)
 {
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
-	unsigned long addr, next, pos;
-	char *bounce;
+	unsigned long addr = start, next, done;
+	char *bounce = NULL;
+	bool user_fault;
 	int ret = 0;
 
-	bounce = dmirror_bounce(end - start);
-	if (!bounce)
-		return -ENOMEM;
-
-	for (addr = start; addr < end && !ret; addr = next) {
+	if (!access_ok(uptr, end - start))
+		return -EFAULT;
+	while (addr < end) {
+		/* pt_lock is held for at most DMIRROR_BATCH pages at a time. */
 		next = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
-		if (write && copy_from_user(bounce, uptr + (addr - start), next - addr)) {
-			ret = -EFAULT;
+		user_fault = false;
+		mutex_lock(&dmirror->pt_lock);
+		done = dmirror_pt_copy(dmirror, addr, next, uptr + (addr - start),
+				       write, &user_fault);
+		mutex_unlock(&dmirror->pt_lock);
+		cmd->cpages += (done - addr) >> PAGE_SHIFT;
+		addr = done;
+		if (addr == next)
+			continue;
+		if (user_fault) {
+			if (!bounce)
+				bounce = kmalloc(PAGE_SIZE, GFP_KERNEL);
+			ret = bounce ? dmirror_copy_bounced(dmirror, addr,
+							    uptr + (addr - start),
+							    bounce, write) : -ENOMEM;
+			if (!ret) {
+				cmd->cpages++;
+				addr += PAGE_SIZE;
+				continue;
+			}
+			if (ret != -ENOENT)
+				break;
+			ret = 0;
+		}
+		if (!fault) {
+			ret = -ENOENT;
 			break;
 		}
-		for (pos = addr; pos < next;) {
-			unsigned long done;
-
-			mutex_lock(&dmirror->pt_lock);
-			done = dmirror_pt_copy(dmirror, pos, next,
-					       bounce + (pos - addr), write);
-			mutex_unlock(&dmirror->pt_lock);
-			cmd->cpages += (done - pos) >> PAGE_SHIFT;
-			pos = done;
-			if (pos == next)
-				break;
-			if (!fault) {
-				ret = -ENOENT;
-				break;
-			}
-			/* Fault in all the rest: one device fault per miss. */
-			ret = dmirror_fault(dmirror, pos, end, write);
-			if (ret)
-				break;
-			cmd->faults++;
-		}
-		if (!ret && !write &&
-		    copy_to_user(uptr + (addr - start), bounce, next - addr))
-			ret = -EFAULT;
+		/* Fault in all the rest: one device fault per miss. */
+		ret = dmirror_fault(dmirror, addr, end, write);
+		if (ret)
+			break;
+		cmd->faults++;
 	}
-	kvfree(bounce);
+	kfree(bounce);
 	return ret;
 }
 
@@ -605,17 +774,22 @@ static u8 dmirror_prot(struct dmirror *dmirror, unsigned long hpfn)
 
 	page = hmm_pfn_to_page(hpfn);
 	prot = hpfn & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
-	if (is_zero_pfn(page_to_pfn(page)))
-		prot |= HMM_DMIRROR_PROT_ZERO;
-	else if (is_device_private_page(page))
+	/* System memory first: one look at the page's zone. */
+	if (!is_zone_device_page(page)) {
+		if (is_zero_pfn(hpfn & ~HMM_PFN_FLAGS))
+			prot |= HMM_DMIRROR_PROT_ZERO;
+	} else if (is_device_private_page(page)) {
 		prot |= page->pgmap->owner == dmirror->mdevice ?
 			HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL :
 			HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
-	else if (is_device_coherent_page(page))
+	} else if (is_device_coherent_page(page)) {
 		prot |= page->pgmap->owner == dmirror->mdevice ?
 			HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
 			HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE;
+	}
 
+	if (likely(!hmm_pfn_to_map_order(hpfn)))
+		return prot;
 	shift = hmm_pfn_to_map_order(hpfn) + PAGE_SHIFT;
 	if (shift == PMD_SHIFT)
 		prot |= HMM_DMIRROR_PROT_PMD;
@@ -624,36 +798,97 @@ static u8 dmirror_prot(struct dmirror *dmirror, unsigned long hpfn)
 	return prot;
 }
 
+/*
+ * Pages whose entries differ only by consecutive pfns share their answer of
+ * dmirror_prot() within one subsection of memory: memory is added and
+ * removed (memremap_pages() too) in aligned subsections, so zone and pgmap
+ * cannot change inside one.
+ */
+#ifdef CONFIG_SPARSEMEM
+#define DMIRROR_PFN_RUN		PAGES_PER_SUBSECTION
+#else
+#define DMIRROR_PFN_RUN		1UL
+#endif
+
+/*
+ * How many entries of @pfns from @i on (below @n) get the same answer from
+ * dmirror_prot() as pfns[@i]: a run of equal entries without a page, or a
+ * run of consecutive pfns with equal flags (a huge mapping, or small pages
+ * that happen to be contiguous) inside one DMIRROR_PFN_RUN block, which
+ * does not include the zero page.
+ */
+static unsigned long dmirror_prot_run(const unsigned long *pfns, unsigned long i,
+				      unsigned long n)
+{
+	unsigned long first = pfns[i], pfn, j;
+
+	if (!(first & HMM_PFN_VALID)) {
+		for (j = i + 1; j < n && pfns[j] == first; j++)
+			;
+		return j - i;
+	}
+	pfn = first & ~HMM_PFN_FLAGS;
+	if (is_zero_pfn(pfn))
+		return 1;
+	for (j = i + 1; j < n; j++) {
+		pfn++;
+		if (pfns[j] != first + (j - i) || !(pfn & (DMIRROR_PFN_RUN - 1)) ||
+		    is_zero_pfn(pfn))
+			break;
+	}
+	return j - i;
+}
+
+/* Pages per hmm_range_fault() of a snapshot: one page table's worth. */
+#define DMIRROR_SNAPSHOT_BATCH	512
+
 /* What the CPU page table holds for each page, without faulting anything. */
 static int dmirror_snapshot(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			    unsigned long start, unsigned long end)
 {
 	u8 __user *uptr = u64_to_user_ptr(cmd->ptr);
-	unsigned long pfns[DMIRROR_BATCH];
 	struct hmm_range range = {
 		.notifier = &dmirror->notifier,
-		.hmm_pfns = pfns,
 		.dev_private_owner = dmirror->mdevice,
 	};
-	u8 prot[DMIRROR_BATCH];
-	unsigned long addr, n, i;
-	int ret;
+	unsigned long addr, n, i, k, *pfns;
+	int ret = 0;
+	u8 *prot;
+
+	/*
+	 * A snapshot does little per page: batches as large as a page table
+	 * keep the cost of each walk from the top of the tree small.
+	 */
+	n = min((end - start) >> PAGE_SHIFT, (unsigned long)DMIRROR_SNAPSHOT_BATCH);
+	pfns = kmalloc_array(n, sizeof(*pfns) + sizeof(*prot), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	prot = (u8 *)(pfns + n);
+	range.hmm_pfns = pfns;
 
 	for (addr = start; addr < end; addr = range.end) {
 		range.start = addr;
-		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		range.end = min(end, addr + DMIRROR_SNAPSHOT_BATCH * PAGE_SIZE);
 		n = (range.end - addr) >> PAGE_SHIFT;
 		ret = dmirror_range_lock(dmirror, &range);
 		if (ret)
-			return ret;
-		for (i = 0; i < n; i++)
-			prot[i] = dmirror_prot(dmirror, pfns[i]);
+			break;
+		for (i = 0; i < n; i += k) {
+			k = dmirror_prot_run(pfns, i, n);
+			if (k == 1)
+				prot[i] = dmirror_prot(dmirror, pfns[i]);
+			else
+				memset(prot + i, dmirror_prot(dmirror, pfns[i]), k);
+		}
 		mutex_unlock(&dmirror->pt_lock);
-		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT), prot, n))
-			return -EFAULT;
+		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT), prot, n)) {
+			ret = -EFAULT;
+			break;
+		}
 		cmd->cpages += n;
 	}
-	return 0;
+	kfree(pfns);
+	return ret;
 }
 
 /*
@@ -689,28 +924,22 @@ static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
  */
 static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *args)
 {
-	unsigned long i;
+	struct page *pages[DMIRROR_BATCH];
+	unsigned long i, n = 0;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
-	for (i = 0; i < args->npages; i++) {
+	for (i = 0; i < args->npages; i++)
+		n += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
+	/* Nothing is filled unless every page can be: the batch stays. */
+	if (n && dmirror_alloc_pages(dmirror, pages, n))
+		return -ENOMEM;
+	for (i = 0, n = 0; i < args->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
 		struct page *dpage;
 
 		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		dpage = dmirror_alloc_page(dmirror);
-		if (!dpage) {
-			/* Give back what this batch took, before anything moved. */
-			while (i--) {
-				dpage = migrate_pfn_to_page(args->dst[i]);
-				args->dst[i] = 0;
-				if (dpage) {
-					unlock_page(dpage);
-					put_page(dpage);
-				}
-			}
-			return -ENOMEM;
-		}
+		dpage = pages[n++];
 		if (spage)
 			copy_highpage(dmirror_data_page(dpage), spage);
 		else
@@ -719,12 +948,6 @@ static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *a
 			       (args->src[i] & MIGRATE_PFN_WRITE);
 	}
 	return 0;
-}
-
-static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
-{
-	return (is_device_private_page(page) || is_device_coherent_page(page)) &&
-	       page->pgmap->owner == mdevice;
 }
 
 /*
@@ -744,42 +967,64 @@ static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *
 		.hmm_pfns = pfns,
 		.dev_private_owner = dmirror->mdevice,
 	};
-	unsigned long addr, i;
-	bool missing = false;
-	char *bounce;
+	unsigned long addr, i, n;
+	bool missing = false, gap, user_fault;
+	char *bounce = NULL;
 	int ret = 0;
 
-	bounce = dmirror_bounce(end - start);
-	if (!bounce)
-		return -ENOMEM;
-
+	if (!access_ok(uptr, end - start))
+		return -EFAULT;
 	for (addr = start; addr < end; addr = range.end) {
 		range.start = addr;
 		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
 		ret = dmirror_range_lock(dmirror, &range);
 		if (ret)
 			break;
-		for (i = 0; addr + i * PAGE_SIZE < range.end; i++) {
+		gap = false;
+		user_fault = false;
+		/* A failed store only costs a device fault later. */
+		dmirror_pt_store(dmirror, addr, pfns, (range.end - addr) >> PAGE_SHIFT,
+				 dmirror->mdevice);
+		for (i = 0, n = 0; addr + i * PAGE_SIZE < range.end; i++) {
 			struct page *page = hmm_pfn_to_page(pfns[i]);
+			char __user *ubuf = uptr + (addr - start) + i * PAGE_SIZE;
 			char *kaddr;
 
 			if (!(pfns[i] & HMM_PFN_VALID) || !dmirror_owns(dmirror->mdevice, page)) {
-				missing = true;
+				gap = true;
 				continue;
 			}
-			/* A failed store only costs a device fault later. */
-			dmirror_pt_set(dmirror, addr + i * PAGE_SIZE, page,
-				       pfns[i] & HMM_PFN_WRITE ? DPTE_WRITE : 0);
 			kaddr = kmap_local_page(dmirror_data_page(page));
-			memcpy(bounce + i * PAGE_SIZE, kaddr, PAGE_SIZE);
+			if (bounce)
+				memcpy(bounce + i * PAGE_SIZE, kaddr, PAGE_SIZE);
+			else
+				user_fault = dmirror_copy_user(kaddr, ubuf, false);
 			kunmap_local(kaddr);
-			cmd->cpages++;
+			if (user_fault)
+				break;
+			n++;
 		}
 		mutex_unlock(&dmirror->pt_lock);
-		if (copy_to_user(uptr + (addr - start), bounce, range.end - addr)) {
+		if (user_fault) {
+			/*
+			 * Part of the buffer is not mapped: this batch and the
+			 * rest go through a bounce buffer, whose copy to the
+			 * user may fault.
+			 */
+			bounce = kvzalloc(DMIRROR_BATCH * PAGE_SIZE, GFP_KERNEL);
+			if (!bounce) {
+				ret = -ENOMEM;
+				break;
+			}
+			range.end = addr;
+			continue;
+		}
+		if (bounce && copy_to_user(uptr + (addr - start), bounce, range.end - addr)) {
 			ret = -EFAULT;
 			break;
 		}
+		cmd->cpages += n;
+		missing |= gap;
 	}
 	kvfree(bounce);
 	return ret ?: missing ? -ENOENT : 0;
@@ -854,6 +1099,20 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 }
 
 /*
+ * Does an allocation for @vma follow the default policy (the local node)?
+ * Then the bulk allocator places pages as alloc_page_vma() would.
+ */
+static bool dmirror_vma_local(struct vm_area_struct *vma)
+{
+#ifdef CONFIG_NUMA
+	if (vma_policy(vma) || (vma->vm_ops && vma->vm_ops->get_policy) ||
+	    current->mempolicy)
+		return false;
+#endif
+	return true;
+}
+
+/*
  * Give each device page the core collected a system page with its content.
  * @vma is NULL when evicting by pfn. Returns the number of pages filled.
  */
@@ -862,16 +1121,28 @@ static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *d
 					    struct vm_area_struct *vma,
 					    unsigned long start)
 {
-	unsigned long i, filled = 0;
+	struct page *bulk[DMIRROR_BATCH];
+	unsigned long i, n = 0, nbulk = 0, filled = 0;
 
-	for (i = 0; i < npages; i++) {
+	/* A batch of a vma that allocates locally comes from the bulk allocator. */
+	if (vma && npages > 1 && npages <= DMIRROR_BATCH && dmirror_vma_local(vma)) {
+		for (i = 0; i < npages; i++)
+			n += migrate_pfn_to_page(src[i]) && (src[i] & MIGRATE_PFN_MIGRATE);
+		memset(bulk, 0, n * sizeof(*bulk));
+		if (n > 1)
+			nbulk = alloc_pages_bulk_array_node(GFP_HIGHUSER_MOVABLE,
+							    numa_node_id(), n, bulk);
+	}
+	for (i = 0, n = 0; i < npages; i++) {
 		struct page *spage = migrate_pfn_to_page(src[i]);
 		struct page *dpage;
 
 		dst[i] = 0;
 		if (!spage || !(src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (vma)
+		if (n < nbulk)
+			dpage = bulk[n++];
+		else if (vma)
 			dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, vma,
 					       start + i * PAGE_SIZE);
 		else
@@ -1019,24 +1290,38 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct page *pages[DMIRROR_BATCH];
+	bool retried = false;
 	unsigned long seq;
-	long n, i, mapped = 0;
+	long n, mapped;
 	int ret;
 
-	for (;;) {
+	for (;; retried = true) {
 		/*
-		 * Fault the range in writable first: breaking COW, undoing an
-		 * earlier exclusive grant or splitting a THP inside
-		 * make_device_exclusive_range() would invalidate the range
-		 * after @seq, every time.
+		 * A retry faults the range in writable first: breaking COW,
+		 * undoing an exclusive grant of the failed attempt or
+		 * splitting a THP inside make_device_exclusive_range() would
+		 * invalidate the range after @seq, every time. The first
+		 * attempt does without: memory the CPU has written needs none
+		 * of that.
 		 */
-		ret = dmirror_fault(dmirror, start, end, true);
-		if (ret)
-			return ret;
+		if (retried) {
+			ret = dmirror_fault(dmirror, start, end, true);
+			if (ret)
+				return ret;
+		}
 		seq = mmu_interval_read_begin(&dmirror->notifier);
 		mmap_read_lock(mm);
 		n = make_device_exclusive_range(mm, start, end, pages, dmirror);
 		mmap_read_unlock(mm);
+		/*
+		 * Some page could not be had: the fault of a retry tells
+		 * why, e.g. -EPERM for a read-only vma or -EFAULT for a hole.
+		 */
+		if (n < (long)((end - start) >> PAGE_SHIFT) && !retried) {
+			if (n > 0)
+				dmirror_put_pages(pages, n);
+			continue;
+		}
 		if (n < 0)
 			return n;
 		mutex_lock(&dmirror->pt_lock);
@@ -1047,11 +1332,7 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
 	}
-	for (i = 0; i < n; i++) {
-		if (pages[i] && !dmirror_pt_set(dmirror, start + i * PAGE_SIZE, pages[i],
-						DPTE_WRITE | DPTE_ATOMIC))
-			mapped++;
-	}
+	mapped = dmirror_pt_set_pages(dmirror, start, pages, n, DPTE_WRITE | DPTE_ATOMIC);
 	mutex_unlock(&dmirror->pt_lock);
 	dmirror_put_pages(pages, n);
 	return mapped;
