@@ -411,6 +411,8 @@ static unsigned long dmirror_pt_set_pages(struct dmirror *dmirror, unsigned long
 	lockdep_assert_held(&dmirror->pt_lock);
 	do {
 		xas_lock(&xas);
+		/* Walk to the slot first: xas_next() does not advance a fresh state. */
+		xas_load(&xas);
 		for (; i < n; i++, xas_next(&xas)) {
 			if (!pages[i])
 				continue;
@@ -446,6 +448,12 @@ static int dmirror_pt_store(struct dmirror *dmirror, unsigned long addr,
 	lockdep_assert_held(&dmirror->pt_lock);
 	do {
 		xas_lock(&xas);
+		/*
+		 * Walk to the slot first: on a fresh (or restarted) state
+		 * xas_next() loads the current index instead of advancing,
+		 * and a page skipped first would shift every later entry.
+		 */
+		xas_load(&xas);
 		for (; i < n; i++, xas_next(&xas)) {
 			unsigned long hpfn = hpfns[i];
 			struct page *page = hmm_pfn_to_page(hpfn);

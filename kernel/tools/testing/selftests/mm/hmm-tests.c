@@ -1154,6 +1154,32 @@ TEST_F(migrate, to_peer_directly)
 	EXPECT_PATTERN(mem, len, 43);
 }
 
+/*
+ * After a migration the device maps what landed in its memory. When the
+ * first page stays out (here: in the peer's memory), every later page must
+ * still be mapped at its own address: a device read without faulting
+ * returns each page's own data, not its neighbour's.
+ */
+TEST_F(migrate, view_after_foreign_first_page)
+{
+	size_t len = NPAGES * self->page, rest = len - self->page;
+	char *mem = rw_area(_metadata, len);
+	char *out = scratch(_metadata, rest);
+	struct hmm_dmirror_cmd res;
+
+	pattern_fill(mem, len, 64);
+	to_device(_metadata, self->peer_fd, mem, 1);
+	EXPECT_EQ(-ENOENT, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, mem,
+					 NPAGES, &res));
+	EXPECT_EQ(NPAGES - 1, res.cpages);
+	/* No fault: only what the migration mapped is read. */
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, mem + self->page, out,
+				  NPAGES - 1, &res));
+	EXPECT_EQ(0, res.faults);
+	EXPECT_EQ(rest, pattern_check_from(out, rest, 64, self->page / 4));
+	EXPECT_PATTERN(mem, len, 64);
+}
+
 TEST_F(migrate, to_peer_through_system)
 {
 	size_t len = NPAGES * self->page;
