@@ -400,6 +400,30 @@ TEST_F(mirror, hole_is_efault)
 						 2 * self->page / 4));
 }
 
+/*
+ * A device write dirties the page like a CPU write would: data the device
+ * wrote after MADV_FREE survives reclaim (MADV_PAGEOUT), which drops a page
+ * MADV_FREE left clean.
+ */
+TEST_F(mirror, write_after_madv_free_survives_pageout)
+{
+	size_t len = NPAGES * self->page;
+	char *in = scratch(_metadata, len);
+	char *mem = rw_area(_metadata, len);
+	struct hmm_dmirror_cmd res;
+
+	ASSERT_EQ(0, madvise(mem, len, MADV_NOHUGEPAGE));
+	pattern_fill(mem, len, 65);
+	/* MADV_FREE only marks pages that are on the LRU already. */
+	ASSERT_EQ(0, drain_lru_batches());
+	ASSERT_EQ(0, madvise(mem, len, MADV_FREE));
+	pattern_fill(in, len, 66);
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_WRITE, mem, in, NPAGES, &res));
+	ASSERT_EQ(NPAGES, res.cpages);
+	ASSERT_EQ(0, madvise(mem, len, MADV_PAGEOUT));
+	EXPECT_PATTERN(mem, len, 66);
+}
+
 TEST_F(mirror, munmap_drops_mirror)
 {
 	size_t len = NPAGES * self->page;
