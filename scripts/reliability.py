@@ -24,10 +24,8 @@ for d in sys.argv[1:]:
     if '@@HMM BOOT' not in text:
         continue	# a host-side suite (compat, series)
     st, fz, fi = suite(text, 'hmm-stress'), suite(text, 'hmm-fuzz'), suite(text, 'hmm-fault-inject')
-    bad = grab(r'^# corruptions (\d+), lost pages (\d+), lost writes (\d+)', st)
-    if bad != '-':
-        m = re.search(r'^# corruptions (\d+), lost pages (\d+), lost writes (\d+)', st, re.M)
-        bad = '%s/%s/%s' % m.groups()
+    m = re.search(r'^# corruptions (\d+), lost pages (\d+), lost writes (\d+)', st, re.M)
+    bad = '%s/%s/%s' % m.groups() if m else '-'
     calls = grab(r'^# (\d+) calls in this process', fz)
     rounds = re.findall(r'^# ([\w -]+): (\d+) rounds, (\d+) ioctls failed', fi, re.M)
     print('%-22s %-18s %9s %9s %-14s %-18s %8s %s' % (
