@@ -6,7 +6,9 @@
 # The console (ttyS0: kernel log) goes to build/results/<tag>/console.log and
 # the result channel (ttyS1) to .../results.log, tag = MODE-THP-<kernel
 # variant>. A VM still running after VM_TIMEOUT seconds is killed and the
-# run fails, naming the test that was running.
+# run fails, naming the test that was running. VM_CPU picks the guest CPU
+# model (default max), VM_MEM its memory, VM_APPEND and VM_QEMU_ARGS add to
+# the kernel command line and to QEMU's.
 source "$(dirname "$0")/lib.sh"
 
 mode=${1:?usage: vm.sh demo|check|shell [madvise|always] [bzImage]}
@@ -27,7 +29,7 @@ append="console=ttyS0 panic=-1 transparent_hugepage=$thp hugepages=64
  memmap=512M%0x60000000-1+0xefffffff test_hmm.spm_addr_dev0=0x60000000
  test_hmm.spm_addr_dev1=0x70000000 hmm.mode=$mode ${VM_APPEND:-}"
 append=$(echo $append)
-qemu=(qemu-system-x86_64 -machine pc -cpu max -smp 2 -m ${VM_MEM:-2G} -no-reboot
+qemu=(qemu-system-x86_64 -machine pc -cpu ${VM_CPU:-max} -smp 2 -m ${VM_MEM:-2G} -no-reboot
       -kernel "$kernel" -initrd "$BUILD/initramfs.cpio.gz" -append "$append"
       -display none -monitor none ${VM_QEMU_ARGS:-})
 echo "$append" >"$out/cmdline"
