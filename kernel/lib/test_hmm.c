@@ -10,8 +10,9 @@
  * chunks as migrations need it and handed out from a free list.
  *
  * Every open file is one device context bound to the opener's mm. It keeps
- * a mirror page table, an xarray indexed by virtual page number, and copies
- * data the way a DMA engine would, through the pages that table names. The
+ * a mirror page table, laid out like a device MMU's (leaf tables of one page
+ * each, found through an xarray), and copies data the way a DMA engine
+ * would, through the pages that table names. The
  * ioctls of test_hmm_uapi.h make the context read, write, snapshot, migrate
  * and take exclusive access to ranges of the process.
  *
@@ -27,8 +28,9 @@
  *    which is why the mirror can hold page pointers without references.
  *  - Data is copied to and from mirrored pages under pt_lock only.
  *  - Nothing under pt_lock may sleep on reclaim, fault, or take the mmap
- *    lock: invalidations run inside all of those. Mirror updates therefore
- *    use GFP_NOWAIT and user memory is only touched with pt_lock dropped.
+ *    lock: invalidations run inside all of those. Leaf tables are therefore
+ *    allocated with GFP_NOWAIT (or prepared beforehand, with pt_lock
+ *    dropped) and user memory is only touched without page faults.
  *
  * The one invalidation the callback ignores is the MMU_NOTIFY_EXCLUSIVE that
  * make_device_exclusive_range() issues on behalf of this very context (the
@@ -128,7 +130,8 @@ struct dmirror {
 	struct dmirror_device		*mdevice;
 	struct mmu_interval_notifier	notifier;
 	struct mutex			pt_lock;	/* the mirror: see the top */
-	struct xarray			pt;
+	struct xarray			pt;		/* leaf tables, by PT index */
+	struct page			*spare_leaf[2];	/* zeroed, for pt_lock holders */
 	unsigned long			flags;	/* HMM_DMIRROR_FLAG_* armed */
 };
 
@@ -142,26 +145,27 @@ static void dmirror_count(struct dmirror_device *mdevice, enum dmirror_stat stat
 }
 
 /*
- * Mirror entries are xarray value entries: the pfn of the page shifted left,
- * with the access the device was granted in the low bits.
+ * A mirror entry is 0 (nothing mapped) or the pfn of the page shifted left,
+ * with DPTE_VALID and the access the device was granted in the low bits.
  */
 #define DPTE_WRITE	BIT(0)
 #define DPTE_ATOMIC	BIT(1)
-#define DPTE_SHIFT	2
+#define DPTE_VALID	BIT(2)
+#define DPTE_SHIFT	3
 
-static void *dpte_make(struct page *page, unsigned long access)
+static unsigned long dpte_make(struct page *page, unsigned long access)
 {
-	return xa_mk_value(page_to_pfn(page) << DPTE_SHIFT | access);
+	return page_to_pfn(page) << DPTE_SHIFT | DPTE_VALID | access;
 }
 
-static struct page *dpte_page(void *entry)
+static struct page *dpte_page(unsigned long dpte)
 {
-	return pfn_to_page(xa_to_value(entry) >> DPTE_SHIFT);
+	return pfn_to_page(dpte >> DPTE_SHIFT);
 }
 
-static unsigned long dpte_access(void *entry)
+static unsigned long dpte_access(unsigned long dpte)
 {
-	return xa_to_value(entry) & (BIT(DPTE_SHIFT) - 1);
+	return dpte & (DPTE_WRITE | DPTE_ATOMIC);
 }
 
 /* ---- device memory ---------------------------------------------------- */
@@ -366,63 +370,192 @@ static void dmirror_page_free(struct page *page)
 /* ---- the mirror page table -------------------------------------------- */
 
 /*
- * Remove the entries of [start, end) from the mirror, under one xa_lock.
- * With multi-index stores, each aligned block the range covers goes in one
- * store, which frees whole leaf nodes instead of emptying them slot by slot.
+ * The mirror has the shape of a device MMU's page table: leaf tables of
+ * DMIRROR_PT_ENTRIES entries, one page each, every one covering
+ * DMIRROR_PT_SPAN of the address space (2 MiB on x86-64), found through an
+ * xarray indexed by address >> DMIRROR_PT_SHIFT. A run of pages costs one
+ * lookup per leaf and one plain load or store per entry. page->private of a
+ * leaf counts its non-zero entries; the leaf goes when its last entry does.
+ * Leaves change only under pt_lock, so a pointer to one stays good while
+ * pt_lock is held.
+ */
+#define DMIRROR_PT_ENTRIES	(PAGE_SIZE / sizeof(unsigned long))
+#define DMIRROR_PT_SHIFT	(PAGE_SHIFT + ilog2(DMIRROR_PT_ENTRIES))
+#define DMIRROR_PT_SPAN		(1UL << DMIRROR_PT_SHIFT)
+
+static unsigned long dmirror_pt_slot(unsigned long addr)
+{
+	return (addr >> PAGE_SHIFT) & (DMIRROR_PT_ENTRIES - 1);
+}
+
+static unsigned long *dmirror_leaf(struct dmirror *dmirror, unsigned long addr)
+{
+	return xa_load(&dmirror->pt, addr >> DMIRROR_PT_SHIFT);
+}
+
+/* The entry for @addr, 0 if none. */
+static unsigned long dmirror_pt_get(struct dmirror *dmirror, unsigned long addr)
+{
+	unsigned long *leaf = dmirror_leaf(dmirror, addr);
+
+	return leaf ? leaf[dmirror_pt_slot(addr)] : 0;
+}
+
+static void dmirror_pt_set(unsigned long *leaf, unsigned long addr,
+			   unsigned long dpte)
+{
+	unsigned long *slot = &leaf[dmirror_pt_slot(addr)];
+
+	if (!*slot)
+		virt_to_page(leaf)->private++;
+	*slot = dpte;
+}
+
+/* Keep an empty (zeroed) leaf page for the next insertion, or free it. */
+static void dmirror_leaf_put(struct dmirror *dmirror, struct page *page)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(dmirror->spare_leaf); i++) {
+		if (!dmirror->spare_leaf[i]) {
+			dmirror->spare_leaf[i] = page;
+			return;
+		}
+	}
+	__free_page(page);
+}
+
+/*
+ * The leaf for @addr, added if missing. Returns NULL when no memory can be
+ * had without sleeping (dmirror_pt_reserve() prepares some).
+ */
+static unsigned long *dmirror_leaf_get(struct dmirror *dmirror, unsigned long addr)
+{
+	unsigned long *leaf = dmirror_leaf(dmirror, addr);
+	struct page *page = NULL;
+	unsigned int i;
+
+	lockdep_assert_held(&dmirror->pt_lock);
+	if (leaf)
+		return leaf;
+	for (i = 0; i < ARRAY_SIZE(dmirror->spare_leaf) && !page; i++) {
+		page = dmirror->spare_leaf[i];
+		dmirror->spare_leaf[i] = NULL;
+	}
+	if (!page)
+		page = alloc_page(GFP_NOWAIT | __GFP_NOWARN | __GFP_ZERO);
+	if (!page)
+		return NULL;
+	set_page_private(page, 0);
+	leaf = page_address(page);
+	if (xa_is_err(xa_store(&dmirror->pt, addr >> DMIRROR_PT_SHIFT, leaf,
+			       GFP_NOWAIT | __GFP_NOWARN))) {
+		dmirror_leaf_put(dmirror, page);
+		return NULL;
+	}
+	return leaf;
+}
+
+/*
+ * Prepare, with pt_lock not held and sleeping allowed, what the leaves of
+ * [start, end) (at most two) need: spare leaf pages and their xarray slots.
+ */
+static int dmirror_pt_reserve(struct dmirror *dmirror, unsigned long start,
+			      unsigned long end)
+{
+	struct page *pages[ARRAY_SIZE(dmirror->spare_leaf)];
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < ARRAY_SIZE(pages); i++) {
+		pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!pages[i])
+			ret = -ENOMEM;
+	}
+	mutex_lock(&dmirror->pt_lock);
+	for (i = 0; i < ARRAY_SIZE(pages); i++)
+		if (pages[i])
+			dmirror_leaf_put(dmirror, pages[i]);
+	mutex_unlock(&dmirror->pt_lock);
+	return ret ?: xa_reserve(&dmirror->pt, start >> DMIRROR_PT_SHIFT, GFP_KERNEL) ?:
+		      xa_reserve(&dmirror->pt, (end - 1) >> DMIRROR_PT_SHIFT, GFP_KERNEL);
+}
+
+/*
+ * Remove the entries of [start, end) from the mirror. Only leaves that
+ * exist are visited, so unmapping a whole address space costs what is
+ * mirrored, and a leaf the range covers entirely goes without being read.
+ * Never sleeps: invalidations call it.
  */
 static void dmirror_pt_zap(struct dmirror *dmirror, unsigned long start,
 			   unsigned long end)
 {
-	unsigned long index = start >> PAGE_SHIFT, last = (end - 1) >> PAGE_SHIFT;
-	XA_STATE(xas, &dmirror->pt, index);
-	unsigned int order;
-	void *entry;
+	unsigned long index, *leaf;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	xas_lock(&xas);
-	if (IS_ENABLED(CONFIG_XARRAY_MULTI)) {
-		while (index <= last) {
-			order = ilog2(last - index + 1);
-			if (index)
-				order = min(order, (unsigned int)__ffs(index));
-			xas_set_order(&xas, index, order);
-			xas_store(&xas, NULL);
-			index += 1UL << order;
+	xa_for_each_range(&dmirror->pt, index, leaf, start >> DMIRROR_PT_SHIFT,
+			  (end - 1) >> DMIRROR_PT_SHIFT) {
+		unsigned long base = index << DMIRROR_PT_SHIFT;
+		unsigned long first = max(start, base);
+		unsigned long last = min(end - 1, base + DMIRROR_PT_SPAN - 1);
+		struct page *page = virt_to_page(leaf);
+		unsigned long i, n;
+
+		if (first == base && last == base + DMIRROR_PT_SPAN - 1) {
+			xa_erase(&dmirror->pt, index);
+			__free_page(page);
+			continue;
 		}
-	} else {
-		xas_for_each(&xas, entry, last)
-			xas_store(&xas, NULL);
+		n = ((last - first) >> PAGE_SHIFT) + 1;
+		for (i = dmirror_pt_slot(first); n--; i++) {
+			page->private -= !!leaf[i];
+			leaf[i] = 0;
+		}
+		if (!page->private) {
+			xa_erase(&dmirror->pt, index);
+			dmirror_leaf_put(dmirror, page);
+		}
 	}
-	xas_unlock(&xas);
+}
+
+/* Drop every leaf: the file is closing. */
+static void dmirror_pt_destroy(struct dmirror *dmirror)
+{
+	unsigned long index, *leaf;
+	unsigned int i;
+
+	xa_for_each(&dmirror->pt, index, leaf)
+		__free_page(virt_to_page(leaf));
+	xa_destroy(&dmirror->pt);
+	for (i = 0; i < ARRAY_SIZE(dmirror->spare_leaf); i++)
+		if (dmirror->spare_leaf[i])
+			__free_page(dmirror->spare_leaf[i]);
 }
 
 /*
  * Map the pages of @pages that are not NULL, the first at @addr, with
- * @access, in one pass over the xarray like dmirror_pt_store(). Returns how
- * many were mapped.
+ * @access. Returns how many were mapped: fewer when a leaf could not be
+ * allocated.
  */
 static unsigned long dmirror_pt_set_pages(struct dmirror *dmirror, unsigned long addr,
 					  struct page **pages, unsigned long n,
 					  unsigned long access)
 {
-	XA_STATE(xas, &dmirror->pt, addr >> PAGE_SHIFT);
-	unsigned long i = 0, mapped = 0;
+	unsigned long i, mapped = 0, index = 0, *leaf = NULL;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	do {
-		xas_lock(&xas);
-		/* Walk to the slot first: xas_next() does not advance a fresh state. */
-		xas_load(&xas);
-		for (; i < n; i++, xas_next(&xas)) {
-			if (!pages[i])
-				continue;
-			xas_store(&xas, dpte_make(pages[i], access));
-			if (xas_error(&xas))
+	for (i = 0; i < n; i++, addr += PAGE_SIZE) {
+		if (!pages[i])
+			continue;
+		if (!leaf || addr >> DMIRROR_PT_SHIFT != index) {
+			index = addr >> DMIRROR_PT_SHIFT;
+			leaf = dmirror_leaf_get(dmirror, addr);
+			if (!leaf)
 				break;
-			mapped++;
 		}
-		xas_unlock(&xas);
-	} while (xas_nomem(&xas, GFP_NOWAIT | __GFP_NOWARN));
+		dmirror_pt_set(leaf, addr, dpte_make(pages[i], access));
+		mapped++;
+	}
 	return mapped;
 }
 
@@ -434,39 +567,32 @@ static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
 
 /*
  * Map the @n pages from @addr on that hmm_range_fault() reported in @hpfns
- * (all valid, or only those in @only's memory when @only is set), in one
- * pass over the xarray under one xa_lock. Returns 0 or -ENOMEM; on failure
- * some of the entries may be stored.
+ * (all valid, or only those in @only's memory when @only is set). Returns 0
+ * or -ENOMEM; on failure some of the entries may be stored.
  */
 static int dmirror_pt_store(struct dmirror *dmirror, unsigned long addr,
 			    const unsigned long *hpfns, unsigned long n,
 			    struct dmirror_device *only)
 {
-	XA_STATE(xas, &dmirror->pt, addr >> PAGE_SHIFT);
-	unsigned long i = 0;
+	unsigned long i, index = 0, *leaf = NULL;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	do {
-		xas_lock(&xas);
-		/*
-		 * Walk to the slot first: on a fresh (or restarted) state
-		 * xas_next() loads the current index instead of advancing,
-		 * and a page skipped first would shift every later entry.
-		 */
-		xas_load(&xas);
-		for (; i < n; i++, xas_next(&xas)) {
-			unsigned long hpfn = hpfns[i];
-			struct page *page = hmm_pfn_to_page(hpfn);
+	for (i = 0; i < n; i++, addr += PAGE_SIZE) {
+		unsigned long hpfn = hpfns[i];
+		struct page *page = hmm_pfn_to_page(hpfn);
 
-			if (only && (!(hpfn & HMM_PFN_VALID) || !dmirror_owns(only, page)))
-				continue;
-			xas_store(&xas, dpte_make(page, hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0));
-			if (xas_error(&xas))
-				break;
+		if (only && (!(hpfn & HMM_PFN_VALID) || !dmirror_owns(only, page)))
+			continue;
+		if (!leaf || addr >> DMIRROR_PT_SHIFT != index) {
+			index = addr >> DMIRROR_PT_SHIFT;
+			leaf = dmirror_leaf_get(dmirror, addr);
+			if (!leaf)
+				return -ENOMEM;
 		}
-		xas_unlock(&xas);
-	} while (xas_nomem(&xas, GFP_NOWAIT | __GFP_NOWARN));
-	return xas_error(&xas);
+		dmirror_pt_set(leaf, addr,
+			       dpte_make(page, hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0));
+	}
+	return 0;
 }
 
 static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
@@ -562,14 +688,11 @@ retry:
 		mutex_unlock(&dmirror->pt_lock);
 		if (ret == -ENOMEM && !reserved) {
 			/*
-			 * Out of atomic memory for xarray nodes: reserve the
-			 * slots at both ends (at most two leaf nodes) while
-			 * sleeping is allowed, then try again.
+			 * Out of atomic memory for leaf tables: prepare them
+			 * while sleeping is allowed, then try again.
 			 */
 			reserved = true;
-			ret = xa_reserve(&dmirror->pt, addr >> PAGE_SHIFT, GFP_KERNEL) ?:
-			      xa_reserve(&dmirror->pt, (range.end >> PAGE_SHIFT) - 1,
-					 GFP_KERNEL);
+			ret = dmirror_pt_reserve(dmirror, addr, range.end);
 			if (!ret)
 				goto retry;
 		}
@@ -638,25 +761,22 @@ static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long star
 				     unsigned long end, char __user *ubuf, bool write,
 				     bool *user_fault)
 {
-	XA_STATE(xas, &dmirror->pt, start >> PAGE_SHIFT);
-	unsigned long addr = start;
-	void *entry;
+	unsigned long addr, *leaf = NULL;
 
 	lockdep_assert_held(&dmirror->pt_lock);
-	/*
-	 * One walk along the leaf nodes. pt_lock keeps the entries as they
-	 * are, but xa_reserve() (dmirror_fault()) may add nodes meanwhile:
-	 * RCU keeps them valid and a retry entry makes us look again.
-	 */
-	rcu_read_lock();
-	for (entry = xas_load(&xas); addr < end; entry = xas_next(&xas)) {
+	for (addr = start; addr < end; ) {
+		unsigned long entry;
 		char *kaddr;
 		int ret;
 
-		if (!entry || xa_is_zero(entry))
+		if (!leaf || !dmirror_pt_slot(addr)) {
+			leaf = dmirror_leaf(dmirror, addr);
+			if (!leaf)
+				break;
+		}
+		entry = leaf[dmirror_pt_slot(addr)];
+		if (!entry)
 			break;
-		if (xas_retry(&xas, entry))
-			continue;
 		if (write && !(dpte_access(entry) & DPTE_WRITE))
 			break;
 		kaddr = kmap_local_page(dmirror_data_page(dpte_page(entry)));
@@ -671,7 +791,6 @@ static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long star
 		addr += PAGE_SIZE;
 		ubuf += PAGE_SIZE;
 	}
-	rcu_read_unlock();
 	return addr;
 }
 
@@ -684,14 +803,14 @@ static unsigned long dmirror_pt_copy(struct dmirror *dmirror, unsigned long star
 static int dmirror_copy_bounced(struct dmirror *dmirror, unsigned long addr,
 				char __user *ubuf, char *bounce, bool write)
 {
-	void *entry;
+	unsigned long entry;
 	char *kaddr;
 	int ret = 0;
 
 	if (write && copy_from_user(bounce, ubuf, PAGE_SIZE))
 		return -EFAULT;
 	mutex_lock(&dmirror->pt_lock);
-	entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
+	entry = dmirror_pt_get(dmirror, addr);
 	if (!entry || (write && !(dpte_access(entry) & DPTE_WRITE))) {
 		ret = -ENOENT;
 	} else {
@@ -1375,17 +1494,24 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct hmm_dmirror_cmd *cm
 static int dmirror_check_exclusive(struct dmirror *dmirror, unsigned long start,
 				   unsigned long end)
 {
-	unsigned long index;
-	void *entry;
+	unsigned long addr, *leaf = NULL;
 	int ret = 0;
 
 	mutex_lock(&dmirror->pt_lock);
-	xa_for_each_range(&dmirror->pt, index, entry, start >> PAGE_SHIFT,
-			  (end - 1) >> PAGE_SHIFT) {
-		if (dpte_access(entry) & DPTE_ATOMIC) {
-			ret = -EPERM;
-			break;
+	for (addr = start; addr < end && !ret; addr += PAGE_SIZE) {
+		if (!leaf || !dmirror_pt_slot(addr)) {
+			leaf = dmirror_leaf(dmirror, addr);
+			if (!leaf) {
+				/* Nothing mapped up to the next leaf. */
+				addr = ALIGN_DOWN(addr, DMIRROR_PT_SPAN) +
+				       DMIRROR_PT_SPAN - PAGE_SIZE;
+				if (addr >= end - PAGE_SIZE)
+					break;
+				continue;
+			}
 		}
+		if (dpte_access(leaf[dmirror_pt_slot(addr)]) & DPTE_ATOMIC)
+			ret = -EPERM;
 	}
 	mutex_unlock(&dmirror->pt_lock);
 	return ret;
@@ -1548,7 +1674,7 @@ static int dmirror_release(struct inode *inode, struct file *filp)
 	struct dmirror *dmirror = filp->private_data;
 
 	mmu_interval_notifier_remove(&dmirror->notifier);
-	xa_destroy(&dmirror->pt);
+	dmirror_pt_destroy(dmirror);
 	kfree(dmirror);
 	return 0;
 }
