@@ -437,6 +437,54 @@ TEST_F(mirror, munmap_drops_mirror)
 	EXPECT_EQ(-EFAULT, dmirror_call(self->fd, HMM_DMIRROR_READ, mem, buf, NPAGES, NULL));
 }
 
+/*
+ * The device keeps its mirror in tables of 2 MiB of address space each. A
+ * zap that starts and ends inside such tables and covers one whole drops
+ * the entries inside and keeps those around it.
+ */
+TEST_F(mirror, partial_zap_across_tables)
+{
+	size_t len = 3 * HUGE_2M, n = len / self->page;
+	size_t lo = HUGE_2M / 2, hi = len - HUGE_2M / 2;	/* zapped: [lo, hi) */
+	char *out = scratch(_metadata, len);
+	struct hmm_dmirror_cmd res;
+	char *mem;
+
+	mem = anon_map_aligned(len, HUGE_2M, RW);
+	ASSERT_NE(MAP_FAILED, mem);
+	/* Small pages: splitting a huge one would invalidate all of it. */
+	ASSERT_EQ(0, madvise(mem, len, MADV_NOHUGEPAGE));
+	pattern_fill(mem, len, 120);
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, mem, out, n, &res));
+	EXPECT_EQ(n, res.cpages);
+	EXPECT_EQ(1, res.faults);
+	EXPECT_PATTERN(out, len, 120);
+
+	ASSERT_EQ(0, madvise(mem + lo, hi - lo, MADV_DONTNEED));
+
+	/* Both sides are still mirrored: no fault, same data. */
+	memset(out, 0, len);
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, mem, out,
+				  lo / self->page, &res));
+	EXPECT_EQ(0, res.faults);
+	EXPECT_EQ(lo, pattern_check(out, lo, 120));
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, mem + hi, out + hi,
+				  (len - hi) / self->page, &res));
+	EXPECT_EQ(0, res.faults);
+	EXPECT_EQ(len - hi, pattern_check_from(out + hi, len - hi, 120,
+					       hi / sizeof(uint32_t)));
+
+	/* The inside is not: the device faults the now empty range in. */
+	pattern_fill(out, len, 121);
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_READ, mem + lo, out + lo,
+				  (hi - lo) / self->page, &res));
+	EXPECT_EQ((hi - lo) / self->page, res.cpages);
+	EXPECT_EQ(1, res.faults);
+	EXPECT_ZEROS(out + lo, hi - lo);
+	EXPECT_EQ(0, munmap(mem, len));
+	free(out);
+}
+
 TEST_F(mirror, dontneed_invalidates)
 {
 	size_t len = NPAGES * self->page;
