@@ -506,7 +506,7 @@ static void dmirror_pt_zap(struct dmirror *dmirror, unsigned long start,
 			__free_page(page);
 			continue;
 		}
-		n = ((last - first) >> PAGE_SHIFT) + 1;
+		n = (last >> PAGE_SHIFT) - (first >> PAGE_SHIFT) + 1;
 		for (i = dmirror_pt_slot(first); n--; i++) {
 			page->private -= !!leaf[i];
 			leaf[i] = 0;
@@ -668,7 +668,7 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
 		.default_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
 		.dev_private_owner = dmirror->mdevice,
 	};
-	bool reserved = false, homed = false, readonly;
+	bool reserved, homed, readonly;
 	unsigned long addr, i, n;
 	long ret;
 
@@ -676,6 +676,7 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
 		range.start = addr;
 		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
 		homed = false;
+		reserved = false;
 retry:
 		ret = dmirror_range_lock(dmirror, &range);
 		if (ret)
@@ -1417,11 +1418,12 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct page *pages[DMIRROR_BATCH];
-	bool retried = false;
-	unsigned long seq;
+	bool retried = false, reserved = false;
+	unsigned long seq, i, want;
 	long n, mapped;
 	int ret;
 
+again:
 	for (;; retried = true) {
 		/*
 		 * A retry faults the range in writable first: breaking COW,
@@ -1461,7 +1463,21 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 	}
 	mapped = dmirror_pt_set_pages(dmirror, start, pages, n, DPTE_WRITE | DPTE_ATOMIC);
 	mutex_unlock(&dmirror->pt_lock);
+	for (i = 0, want = 0; i < n; i++)
+		want += !!pages[i];
 	dmirror_put_pages(pages, n);
+	if (mapped < want && !reserved) {
+		/*
+		 * Out of atomic memory for the mirror's leaf tables: prepare
+		 * them while sleeping is allowed and take the range again.
+		 */
+		reserved = true;
+		retried = true;
+		ret = dmirror_pt_reserve(dmirror, start, end);
+		if (ret)
+			return ret;
+		goto again;
+	}
 	return mapped;
 }
 
