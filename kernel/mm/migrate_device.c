@@ -335,11 +335,12 @@ static int mdev_collect_huge(struct mdev_collect *mc, pmd_t *pmdp,
 	return mdev_split(folio);
 }
 
-static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
-			    unsigned long end, struct mm_walk *walk)
+/* Collect [@start, @end), which lies inside the PMD whose entry is @pmdp. */
+static void mdev_collect_range(struct mdev_collect *mc, pmd_t *pmdp,
+			       unsigned long start, unsigned long end)
 {
-	struct mdev_collect *mc = walk->private;
-	struct mm_struct *mm = walk->mm;
+	struct vm_area_struct *vma = mc->args->vma;
+	struct mm_struct *mm = vma->vm_mm;
 	unsigned long addr;
 	spinlock_t *ptl;	/* pte or pmd lock */
 	pte_t *ptep, *first;
@@ -347,19 +348,21 @@ static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 
 again:
 	pmd = pmdp_get_lockless(pmdp);
-	if (pmd_none(pmd))
-		return mdev_collect_hole(start, end, -1, walk);
+	if (pmd_none(pmd)) {
+		mdev_mark_range(mc->args, start, end, mdev_fills_holes(mc->args));
+		return;
+	}
 	if (pmd_trans_huge(pmd)) {
 		if (mdev_collect_huge(mc, pmdp, start, end)) {
 			mdev_mark_range(mc->args, start, end, false);
-			return 0;
+			return;
 		}
 		goto again;
 	}
 	if (!pmd_present(pmd) || pmd_devmap(pmd)) {
 		/* A huge page under migration, or device memory: leave it. */
 		mdev_mark_range(mc->args, start, end, false);
-		return 0;
+		return;
 	}
 
 	first = pte_offset_map_lock(mm, pmdp, start, &ptl);
@@ -371,7 +374,7 @@ again:
 			break;
 	arch_leave_lazy_mmu_mode();
 	/* Under the lock, so that the batch is this CPU's. */
-	if (walk->vma->vm_flags & VM_LOCKED)
+	if (vma->vm_flags & VM_LOCKED)
 		mlock_drain_local();
 	pte_unmap_unlock(first, ptl);
 
@@ -388,6 +391,12 @@ again:
 		if (start < end)
 			goto again;
 	}
+}
+
+static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
+			    unsigned long end, struct mm_walk *walk)
+{
+	mdev_collect_range(walk->private, pmdp, start, end);
 	return 0;
 }
 
@@ -419,12 +428,32 @@ static void mdev_collect(struct migrate_vma *args)
 	struct mdev_collect mc = { .args = args };
 	struct mmu_notifier_range range;
 
-	/* Folios still in a per-CPU LRU batch carry an extra reference. */
-	lru_add_drain();
+	/*
+	 * System folios still in a per-CPU LRU batch carry an extra
+	 * reference; device pages are never in one.
+	 */
+	if (args->flags & MIGRATE_VMA_SELECT_SYSTEM)
+		lru_add_drain();
 
 	mdev_notify_start(&range, args, args->start);
-	walk_page_range_vma(args->vma, args->start, args->end,
-			    &mdev_collect_ops, &mc);
+	if (!((args->start ^ (args->end - 1)) & PMD_MASK)) {
+		/*
+		 * Inside one PMD (a CPU fault, most driver batches): one
+		 * lookup finds the page table, where the page walker's
+		 * generic descent would cost more than collecting one page.
+		 */
+		pmd_t *pmdp = mm_find_pmd(args->vma->vm_mm, args->start);
+
+		mmap_assert_locked(args->vma->vm_mm);
+		if (pmdp)
+			mdev_collect_range(&mc, pmdp, args->start, args->end);
+		else
+			mdev_mark_range(args, args->start, args->end,
+					mdev_fills_holes(args));
+	} else {
+		walk_page_range_vma(args->vma, args->start, args->end,
+				    &mdev_collect_ops, &mc);
+	}
 	if (mc.flush_end)
 		flush_tlb_range(args->vma, mc.flush_start, mc.flush_end);
 	mmu_notifier_invalidate_range_end(&range);
@@ -883,8 +912,10 @@ static void mdev_finalize(unsigned long *src, unsigned long *dst,
 	unsigned long i;
 
 	/*
-	 * New system pages go on the LRU before they are mapped, so that an
-	 * mlocked VMA finds them there; one drain for the whole range.
+	 * New system pages go on the LRU (through this CPU's batch) before
+	 * they are mapped, as in migrate.c. Mapping a page in an mlocked VMA
+	 * mlocks it, which is exact only for a page already on the LRU: drain
+	 * the batch there, and when evicting by pfn, with no VMA to look at.
 	 */
 	for (i = 0; i < npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(dst[i]);
@@ -896,7 +927,7 @@ static void mdev_finalize(unsigned long *src, unsigned long *dst,
 			to_lru = true;
 		}
 	}
-	if (to_lru)
+	if (to_lru && (!migrate || (migrate->vma->vm_flags & VM_LOCKED)))
 		lru_add_drain();
 	if (migrate)
 		mdev_remap_local(migrate);
