@@ -381,7 +381,7 @@ static void dmirror_page_free(struct page *page)
  */
 #define DMIRROR_PT_ENTRIES	(PAGE_SIZE / sizeof(unsigned long))
 #define DMIRROR_PT_SHIFT	(PAGE_SHIFT + ilog2(DMIRROR_PT_ENTRIES))
-#define DMIRROR_PT_SPAN		(1UL << DMIRROR_PT_SHIFT)
+#define DMIRROR_PT_SPAN		BIT(DMIRROR_PT_SHIFT)
 
 static unsigned long dmirror_pt_slot(unsigned long addr)
 {
