@@ -457,6 +457,21 @@ static unsigned long *dmirror_leaf_get(struct dmirror *dmirror, unsigned long ad
 }
 
 /*
+ * Point *@leaf at the leaf for @addr, added if missing, unless it is there
+ * already (*@index says which leaf *@leaf is). Returns false when no leaf
+ * can be had without sleeping.
+ */
+static bool dmirror_leaf_follow(struct dmirror *dmirror, unsigned long addr,
+				unsigned long **leaf, unsigned long *index)
+{
+	if (*leaf && addr >> DMIRROR_PT_SHIFT == *index)
+		return true;
+	*index = addr >> DMIRROR_PT_SHIFT;
+	*leaf = dmirror_leaf_get(dmirror, addr);
+	return *leaf;
+}
+
+/*
  * Prepare, with pt_lock not held and sleeping allowed, what the leaves of
  * [start, end) (at most two) need: spare leaf pages and their xarray slots.
  */
@@ -534,25 +549,22 @@ static void dmirror_pt_destroy(struct dmirror *dmirror)
 
 /*
  * Map the pages of @pages that are not NULL, the first at @addr, with
- * @access. Returns how many were mapped: fewer when a leaf could not be
- * allocated.
+ * @access. Returns how many were mapped, or -ENOMEM when a leaf could not
+ * be had (some may be mapped then).
  */
-static unsigned long dmirror_pt_set_pages(struct dmirror *dmirror, unsigned long addr,
-					  struct page **pages, unsigned long n,
-					  unsigned long access)
+static long dmirror_pt_set_pages(struct dmirror *dmirror, unsigned long addr,
+				 struct page **pages, unsigned long n,
+				 unsigned long access)
 {
-	unsigned long i, mapped = 0, index = 0, *leaf = NULL;
+	unsigned long i, index = 0, *leaf = NULL;
+	long mapped = 0;
 
 	lockdep_assert_held(&dmirror->pt_lock);
 	for (i = 0; i < n; i++, addr += PAGE_SIZE) {
 		if (!pages[i])
 			continue;
-		if (!leaf || addr >> DMIRROR_PT_SHIFT != index) {
-			index = addr >> DMIRROR_PT_SHIFT;
-			leaf = dmirror_leaf_get(dmirror, addr);
-			if (!leaf)
-				break;
-		}
+		if (!dmirror_leaf_follow(dmirror, addr, &leaf, &index))
+			return -ENOMEM;
 		dmirror_pt_set(leaf, addr, dpte_make(pages[i], access));
 		mapped++;
 	}
@@ -583,12 +595,8 @@ static int dmirror_pt_store(struct dmirror *dmirror, unsigned long addr,
 
 		if (only && (!(hpfn & HMM_PFN_VALID) || !dmirror_owns(only, page)))
 			continue;
-		if (!leaf || addr >> DMIRROR_PT_SHIFT != index) {
-			index = addr >> DMIRROR_PT_SHIFT;
-			leaf = dmirror_leaf_get(dmirror, addr);
-			if (!leaf)
-				return -ENOMEM;
-		}
+		if (!dmirror_leaf_follow(dmirror, addr, &leaf, &index))
+			return -ENOMEM;
 		dmirror_pt_set(leaf, addr,
 			       dpte_make(page, hpfn & HMM_PFN_WRITE ? DPTE_WRITE : 0));
 	}
@@ -1419,7 +1427,7 @@ static long dmirror_exclusive_batch(struct dmirror *dmirror, unsigned long start
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct page *pages[DMIRROR_BATCH];
 	bool retried = false, reserved = false;
-	unsigned long seq, i, want;
+	unsigned long seq;
 	long n, mapped;
 	int ret;
 
@@ -1463,10 +1471,8 @@ again:
 	}
 	mapped = dmirror_pt_set_pages(dmirror, start, pages, n, DPTE_WRITE | DPTE_ATOMIC);
 	mutex_unlock(&dmirror->pt_lock);
-	for (i = 0, want = 0; i < n; i++)
-		want += !!pages[i];
 	dmirror_put_pages(pages, n);
-	if (mapped < want && !reserved) {
+	if (mapped == -ENOMEM && !reserved) {
 		/*
 		 * Out of atomic memory for the mirror's leaf tables: prepare
 		 * them while sleeping is allowed and take the range again.
@@ -1510,24 +1516,20 @@ static int dmirror_exclusive(struct dmirror *dmirror, struct hmm_dmirror_cmd *cm
 static int dmirror_check_exclusive(struct dmirror *dmirror, unsigned long start,
 				   unsigned long end)
 {
-	unsigned long addr, *leaf = NULL;
+	unsigned long index, addr, last, *leaf;
 	int ret = 0;
 
 	mutex_lock(&dmirror->pt_lock);
-	for (addr = start; addr < end && !ret; addr += PAGE_SIZE) {
-		if (!leaf || !dmirror_pt_slot(addr)) {
-			leaf = dmirror_leaf(dmirror, addr);
-			if (!leaf) {
-				/* Nothing mapped up to the next leaf. */
-				addr = ALIGN_DOWN(addr, DMIRROR_PT_SPAN) +
-				       DMIRROR_PT_SPAN - PAGE_SIZE;
-				if (addr >= end - PAGE_SIZE)
-					break;
-				continue;
-			}
-		}
-		if (dpte_access(leaf[dmirror_pt_slot(addr)]) & DPTE_ATOMIC)
-			ret = -EPERM;
+	/* Only the leaves that exist: nothing is mapped outside them. */
+	xa_for_each_range(&dmirror->pt, index, leaf, start >> DMIRROR_PT_SHIFT,
+			  (end - 1) >> DMIRROR_PT_SHIFT) {
+		addr = max(start, index << DMIRROR_PT_SHIFT);
+		last = min(end - 1, (index << DMIRROR_PT_SHIFT) + DMIRROR_PT_SPAN - 1);
+		for (; addr <= last && !ret; addr += PAGE_SIZE)
+			if (dpte_access(leaf[dmirror_pt_slot(addr)]) & DPTE_ATOMIC)
+				ret = -EPERM;
+		if (ret)
+			break;
 	}
 	mutex_unlock(&dmirror->pt_lock);
 	return ret;
