@@ -1,7 +1,7 @@
 # HMM rewrite: entry points. Each target runs one script under scripts/; every
 # script is re-runnable and rebuilds only what changed. Outputs go to build/.
 
-.PHONY: run check check-debug bench repro shell kernel base-kernel patches deps tree clean help
+.PHONY: run check check-debug bench profile repro shell kernel base-kernel patches deps tree clean help
 
 help:
 	@echo "make run          build and boot the patched kernel in QEMU, show HMM working"
@@ -12,6 +12,7 @@ help:
 	@echo "make base-kernel  build the pristine base with the same config"
 	@echo "make check-debug  the VM suites on the debug kernel (KASAN, lockdep, DEBUG_VM, ...)"
 	@echo "make bench        upstream vs ours, guest instructions per page under QEMU -icount"
+	@echo "make profile [CASE=migrate-4k] [SIZE=64] [KERNEL=ours|base]  instructions per function"
 	@echo "make patches      write the series as git format-patch files to build/patches/"
 	@echo "make clean        remove build/ (ccache is kept)"
 
@@ -26,6 +27,9 @@ check-debug:
 
 bench:
 	@scripts/bench.sh
+
+profile:
+	@scripts/profile.sh
 
 repro:
 	@scripts/repro.sh $(or $(THP),madvise) $(or $(VARIANT),ours) $(RUN)

@@ -8,9 +8,14 @@
  * ioctl ABI is used, so the same binary measures the pristine kernel and
  * ours.
  *
- * Usage: hmm-bench [-r REPS] [SIZE_MIB...]   (default: -r 5 4 64 512)
- * Output, one line per case and size, best of REPS:
+ * Usage: hmm-bench [-r REPS] [-c CASE] [SIZE_MIB...]   (default: -r 5 4 64 512)
+ * -c runs only the named case. Output, one line per case and size, best of
+ * REPS:
  *   BENCH <case> <size_mib> <pages> <instructions>
+ *
+ * Each measured step but the first of a case runs between calls of
+ * prof_start() and prof_stop(), which do nothing: `make profile` counts the
+ * guest instructions executed between their addresses (tools/tbprof).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +58,17 @@ static uint64_t now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* Markers for the profiler: called around each measured step. */
+__attribute__((noinline)) void prof_start(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void prof_stop(void)
+{
+	__asm__ volatile("" ::: "memory");
 }
 
 static int dmirror(int fd, unsigned long req, struct region *r)
@@ -153,12 +169,29 @@ static int map_region(struct region *r, unsigned long size, int thp, int populat
 int main(int argc, char **argv)
 {
 	unsigned long sizes[8] = { 4, 64, 512 }, nsizes = 3;
+	const char *only = NULL;
 	int reps = 5, opt, fd;
 
 	page_size = sysconf(_SC_PAGESIZE);
-	while ((opt = getopt(argc, argv, "r:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:c:")) != -1) {
+		if (opt == 'c') {
+			only = optarg;
+			continue;
+		}
 		if (opt != 'r' || (reps = atoi(optarg)) < 1) {
-			fprintf(stderr, "usage: %s [-r REPS] [SIZE_MIB...]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-r REPS] [-c CASE] [SIZE_MIB...]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (only) {
+		size_t c;
+
+		for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+			if (!strcmp(cases[c].name, only))
+				break;
+		if (c == sizeof(cases) / sizeof(cases[0])) {
+			fprintf(stderr, "%s: no case named %s\n", argv[0], only);
 			return 2;
 		}
 	}
@@ -180,12 +213,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cannot allocate %lu MiB\n", sizes[s]);
 			return 1;
 		}
-		memset(buf, 0, size);	/* fault the copy buffer in once */
+		/* Fault the copy buffer in once (not 0: malloc+memset 0 is calloc). */
+		memset(buf, 1, size);
 		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 			const struct bench_case *bc = &cases[c];
 			uint64_t best = UINT64_MAX;
 			int ret = 0;
 
+			if (only && strcmp(bc->name, only))
+				continue;
 			for (int rep = 0; rep < reps && !ret; rep++) {
 				struct region r = { .buf = buf };
 				uint64_t t0;
@@ -195,9 +231,13 @@ int main(int argc, char **argv)
 					ret = bc->prepare(fd, &r);
 				if (ret)
 					break;
+				/* The profile leaves out the warm-up run. */
+				if (rep || reps == 1)
+					prof_start();
 				t0 = now();
 				ret = bc->run(fd, &r);
 				t0 = now() - t0;
+				prof_stop();
 				if (t0 < best)
 					best = t0;
 				if (!bc->unmaps)
