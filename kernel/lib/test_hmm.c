@@ -75,8 +75,22 @@
 #define DMIRROR_MAX_CHUNKS	16
 #define DMIRROR_SPM_SIZE	SZ_256M
 
-/* Pages per hmm_range_fault(), migrate_vma or exclusive call. */
+/* Pages per hmm_range_fault() or exclusive call. */
 #define DMIRROR_BATCH		64
+
+/*
+ * Pages per migrate_vma call: a PMD's worth, so that a THP can move whole
+ * (the core keeps a PMD-mapped THP whole when the range covers it).
+ */
+#define DMIRROR_MIGRATE_BATCH	(PMD_SIZE >> PAGE_SHIFT)
+
+/* The arrays of one migrate_vma batch, too large for the stack. */
+struct dmirror_migrate_buf {
+	unsigned long src[DMIRROR_MIGRATE_BATCH];
+	unsigned long dst[DMIRROR_MIGRATE_BATCH];
+	struct page *pages[DMIRROR_MIGRATE_BATCH];	/* new pages */
+	struct page *data[DMIRROR_MIGRATE_BATCH];	/* their backing */
+};
 
 /* Bit numbers in dmirror->flags of the HMM_DMIRROR_FLAG_* bits. */
 #define DMIRROR_FAIL_ALLOC	ilog2(HMM_DMIRROR_FLAG_FAIL_ALLOC)
@@ -301,20 +315,21 @@ out:
 /*
  * Allocate @n device pages for @dmirror into @pages, each returned locked
  * with one reference as migrate_vma_pages() wants its destination pages,
- * and backed by a system page for private memory. All or nothing: returns
+ * and backed by a system page for private memory (@data: room for @n). All or nothing: returns
  * 0, or -ENOMEM with nothing allocated. The system pages come from the bulk
  * allocator and the device pages off the free list under one lock.
  */
 static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
-			       unsigned long n)
+			       struct page **data, unsigned long n)
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
-	struct page *data[DMIRROR_BATCH] = { };
 	bool private = mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
 	unsigned long i, got = 0;
 
-	if (WARN_ON_ONCE(n > DMIRROR_BATCH) ||
-	    test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
+	if (WARN_ON_ONCE(n > DMIRROR_MIGRATE_BATCH))
+		return -ENOMEM;
+	memset(data, 0, n * sizeof(*data));
+	if (test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
 		goto fail;
 
 	if (private && alloc_pages_bulk_array(GFP_HIGHUSER, n, data) < n) {
@@ -1058,16 +1073,17 @@ static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
  * there was none). If a page cannot be allocated, nothing is filled and the
  * whole batch stays where it is: returns -ENOMEM.
  */
-static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *args)
+static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *args,
+				  struct dmirror_migrate_buf *buf)
 {
-	struct page *pages[DMIRROR_BATCH];
+	struct page **pages = buf->pages;
 	unsigned long i, n = 0;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
 	for (i = 0; i < args->npages; i++)
 		n += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
 	/* Nothing is filled unless every page can be: the batch stays. */
-	if (n && dmirror_alloc_pages(dmirror, pages, n))
+	if (n && dmirror_alloc_pages(dmirror, pages, buf->data, n))
 		return -ENOMEM;
 	for (i = 0, n = 0; i < args->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
@@ -1189,10 +1205,8 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 				  unsigned long start, unsigned long end)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
-	unsigned long src[DMIRROR_BATCH], dst[DMIRROR_BATCH];
+	struct dmirror_migrate_buf *buf;
 	struct migrate_vma args = {
-		.src = src,
-		.dst = dst,
 		.pgmap_owner = dmirror->mdevice,
 		.flags = MIGRATE_VMA_SELECT_SYSTEM,
 	};
@@ -1202,32 +1216,42 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 	ret = dmirror_check_vmas(mm, start, end);
 	if (ret)
 		return ret;
+	buf = kvmalloc(sizeof(*buf), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	args.src = buf->src;
+	args.dst = buf->dst;
 
 	for (addr = start; addr < end; addr = next) {
 		mmap_read_lock(mm);
 		args.vma = vma_lookup(mm, addr);
 		if (!args.vma || !(args.vma->vm_flags & VM_READ)) {
 			mmap_read_unlock(mm);
-			return -EINVAL;
+			ret = -EINVAL;
+			break;
 		}
-		next = min3(end, args.vma->vm_end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		/* Batches end on PMD boundaries, so that THPs move whole. */
+		next = min3(end, args.vma->vm_end, ALIGN(addr + 1, PMD_SIZE));
 		args.start = addr;
 		args.end = next;
 		ret = migrate_vma_setup(&args);
 		if (ret) {
 			mmap_read_unlock(mm);
-			return ret;
+			break;
 		}
-		ret = dmirror_fill_dev_pages(dmirror, &args);
+		ret = dmirror_fill_dev_pages(dmirror, &args, buf);
 		migrate_vma_pages(&args);
-		moved = dmirror_count_moved(src, dst, args.npages);
+		moved = dmirror_count_moved(args.src, args.dst, args.npages);
 		migrate_vma_finalize(&args);
 		mmap_read_unlock(mm);
 		dmirror_count(dmirror->mdevice, DMIRROR_MIGRATED_TO_DEV, moved);
 		cmd->cpages += moved;
 		if (ret)
-			return ret;
+			break;
 	}
+	kvfree(buf);
+	if (ret)
+		return ret;
 
 	/* cpages now counts what lives in device memory, moved or not. */
 	cmd->cpages = 0;
@@ -1255,13 +1279,16 @@ static bool dmirror_vma_local(struct vm_area_struct *vma)
 static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *dst,
 					    unsigned long npages,
 					    struct vm_area_struct *vma,
-					    unsigned long start)
+					    unsigned long start,
+					    struct page **bulk)
 {
-	struct page *bulk[DMIRROR_BATCH];
 	unsigned long i, n = 0, nbulk = 0, filled = 0;
 
-	/* A batch of a vma that allocates locally comes from the bulk allocator. */
-	if (vma && npages > 1 && npages <= DMIRROR_BATCH && dmirror_vma_local(vma)) {
+	/*
+	 * A batch of a vma that allocates locally comes from the bulk
+	 * allocator, into @bulk (room for @npages), if the caller gave one.
+	 */
+	if (vma && bulk && npages > 1 && dmirror_vma_local(vma)) {
 		for (i = 0; i < npages; i++)
 			n += migrate_pfn_to_page(src[i]) && (src[i] & MIGRATE_PFN_MIGRATE);
 		memset(bulk, 0, n * sizeof(*bulk));
@@ -1303,17 +1330,21 @@ static long dmirror_migrate_home(struct dmirror *dmirror, unsigned long start,
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
 	struct mm_struct *mm = dmirror->notifier.mm;
-	unsigned long src[DMIRROR_BATCH], dst[DMIRROR_BATCH];
+	struct dmirror_migrate_buf *buf;
 	struct migrate_vma args = {
-		.src = src,
-		.dst = dst,
 		.pgmap_owner = mdevice,
 		.flags = mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ?
 			 MIGRATE_VMA_SELECT_DEVICE_PRIVATE :
 			 MIGRATE_VMA_SELECT_DEVICE_COHERENT,
 	};
-	unsigned long addr, next, moved, total = 0;
-	int ret;
+	unsigned long addr, next, moved;
+	long ret = 0, total = 0;
+
+	buf = kvmalloc(sizeof(*buf), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	args.src = buf->src;
+	args.dst = buf->dst;
 
 	for (addr = start; addr < end; addr = next) {
 		mmap_read_lock(mm);
@@ -1322,26 +1353,28 @@ static long dmirror_migrate_home(struct dmirror *dmirror, unsigned long start,
 		      for_write && !(args.vma->vm_flags & VM_WRITE) ? -EPERM : 0;
 		if (ret) {
 			mmap_read_unlock(mm);
-			return ret;
+			break;
 		}
-		next = min3(end, args.vma->vm_end, addr + DMIRROR_BATCH * PAGE_SIZE);
+		next = min3(end, args.vma->vm_end, ALIGN(addr + 1, PMD_SIZE));
 		args.start = addr;
 		args.end = next;
 		ret = migrate_vma_setup(&args);
 		if (ret) {
 			mmap_read_unlock(mm);
-			return ret;
+			break;
 		}
-		dmirror_fill_sys_pages(src, dst, args.npages, args.vma, addr);
+		dmirror_fill_sys_pages(args.src, args.dst, args.npages, args.vma,
+				       addr, buf->pages);
 		migrate_vma_pages(&args);
-		moved = dmirror_count_moved(src, dst, args.npages);
+		moved = dmirror_count_moved(args.src, args.dst, args.npages);
 		migrate_vma_finalize(&args);
 		mmap_read_unlock(mm);
 
 		dmirror_count(mdevice, DMIRROR_MIGRATED_TO_SYS, moved);
 		total += moved;
 	}
-	return total;
+	kvfree(buf);
+	return ret ?: total;
 }
 
 static int dmirror_migrate_to_sys(struct dmirror *dmirror,
@@ -1378,7 +1411,7 @@ static long dmirror_evict_chunk(struct dmirror_chunk *chunk)
 		return -ENOMEM;
 	}
 	migrate_device_range(src, PHYS_PFN(chunk->pgmap.range.start), npages);
-	dmirror_fill_sys_pages(src, dst, npages, NULL, 0);
+	dmirror_fill_sys_pages(src, dst, npages, NULL, 0, NULL);
 	migrate_device_pages(src, dst, npages);
 	moved = dmirror_count_moved(src, dst, npages);
 	dmirror_count(chunk->mdevice, DMIRROR_MIGRATED_TO_SYS, moved);
@@ -1729,7 +1762,7 @@ static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
 	dmirror_count(mdevice, DMIRROR_CPU_FAULTS, 1);
 	if (migrate_vma_setup(&args))
 		return VM_FAULT_SIGBUS;
-	if (!dmirror_fill_sys_pages(&src, &dst, 1, vmf->vma, args.start) &&
+	if (!dmirror_fill_sys_pages(&src, &dst, 1, vmf->vma, args.start, NULL) &&
 	    (src & MIGRATE_PFN_MIGRATE))
 		ret = VM_FAULT_OOM;
 	migrate_vma_pages(&args);

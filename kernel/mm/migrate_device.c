@@ -43,9 +43,12 @@
  * every present pte it selects to a migration entry in place, so pages mapped
  * only in this range never need an rmap walk to be unmapped; only a page that
  * is still mapped elsewhere afterwards (shared after fork) goes through
- * try_to_migrate(). The TLB is flushed once for the whole range, inside a
- * single MMU_NOTIFY_MIGRATE invalidation that carries the caller's
- * pgmap_owner, so a driver can recognise and skip its own migrations.
+ * try_to_migrate(). A PMD-mapped THP that the range covers is unmapped in
+ * one step and stays whole: it is isolated and freed once, and only its
+ * pages' identities move, one by one. The TLB is flushed once for the whole
+ * range, inside a single MMU_NOTIFY_MIGRATE invalidation that carries the
+ * caller's pgmap_owner, so a driver can recognise and skip its own
+ * migrations.
  */
 
 #include <linux/export.h>
@@ -309,6 +312,61 @@ static int mdev_split(struct folio *folio)
 	return ret;
 }
 
+/*
+ * A PMD maps an anonymous THP that [@start, @end) covers exactly and that is
+ * mapped nowhere else: replace the PMD by a table of migration entries, one
+ * per page, in one step (split_huge_pmd_locked() with freeze, as
+ * try_to_migrate() does) and keep the folio whole. Its pages then move one
+ * by one into the caller's order-0 destinations, but the folio is unmapped,
+ * isolated and freed once instead of being split into 512 folios first.
+ * Returns true if the range was collected so.
+ */
+static bool mdev_collect_whole(struct mdev_collect *mc, pmd_t *pmdp,
+			       unsigned long start, unsigned long end)
+{
+	struct migrate_vma *args = mc->args;
+	struct vm_area_struct *vma = args->vma;
+	unsigned long addr, pfn, flags;
+	struct folio *folio;
+	spinlock_t *ptl;	/* pmd lock */
+	pmd_t pmd;
+
+	if (!(args->flags & MIGRATE_VMA_SELECT_SYSTEM) ||
+	    end - start != PMD_SIZE || (vma->vm_flags & VM_LOCKED))
+		return false;
+
+	ptl = pmd_lock(vma->vm_mm, pmdp);
+	pmd = pmdp_get(pmdp);
+	if (!pmd_trans_huge(pmd) || is_huge_zero_pmd(pmd))
+		goto unlock;
+	folio = pmd_folio(pmd);
+	if (!folio_test_anon(folio) || folio_test_swapcache(folio) ||
+	    folio_mapcount(folio) != 1 || !folio_trylock(folio))
+		goto unlock;
+	folio_get(folio);
+	flags = MIGRATE_PFN_MIGRATE | MDEV_PFN_UNMAPPED | MDEV_PFN_LOCAL |
+		(pmd_write(pmd) ? MIGRATE_PFN_WRITE : 0);
+	/* Flushes the TLB for the PMD and drops the mapping's reference. */
+	split_huge_pmd_locked(vma, start, pmdp, true, folio);
+	spin_unlock(ptl);
+
+	if (folio_mapped(folio)) {
+		/* Maybe pinned: the PMD was only split, the pages stay. */
+		folio_unlock(folio);
+		folio_put(folio);
+		return false;
+	}
+	pfn = folio_pfn(folio);
+	for (addr = start; addr < end; addr += PAGE_SIZE, pfn++)
+		*mdev_slot(args, addr) = migrate_pfn(pfn) | flags;
+	args->cpages += PMD_SIZE >> PAGE_SHIFT;
+	return true;
+
+unlock:
+	spin_unlock(ptl);
+	return false;
+}
+
 /* A PMD maps a huge page: split it, or report the range as not moving. */
 static int mdev_collect_huge(struct mdev_collect *mc, pmd_t *pmdp,
 			     unsigned long start, unsigned long end)
@@ -353,6 +411,8 @@ again:
 		return;
 	}
 	if (pmd_trans_huge(pmd)) {
+		if (mdev_collect_whole(mc, pmdp, start, end))
+			return;
 		if (mdev_collect_huge(mc, pmdp, start, end)) {
 			mdev_mark_range(mc->args, start, end, false);
 			return;
@@ -525,6 +585,7 @@ static unsigned long mdev_prepare(unsigned long *src, unsigned long npages,
 
 	for (i = 0; i < npages; i++) {
 		bool isolated = false;
+		unsigned long nr;
 		int ret;
 
 		if (!(src[i] & MIGRATE_PFN_MIGRATE))
@@ -533,16 +594,25 @@ static unsigned long mdev_prepare(unsigned long *src, unsigned long npages,
 			moving++;
 			continue;
 		}
+		/*
+		 * A THP collected whole fills nr entries, in order: its first
+		 * page's entry decides for all.
+		 */
+		nr = min(folio_nr_pages(page_folio(migrate_pfn_to_page(src[i]))),
+			 npages - i);
 		ret = mdev_prepare_one(&src[i], fault_page, &isolated);
 		if (ret == -EAGAIN && !drained) {
 			lru_add_drain_all();
 			drained = true;
 			ret = mdev_prepare_one(&src[i], fault_page, &isolated);
 		}
-		if (ret)
+		if (ret) {
 			mdev_release(&src[i], isolated);
-		else
-			moving++;
+			memset(&src[i + 1], 0, (nr - 1) * sizeof(*src));
+		} else {
+			moving += nr;
+		}
+		i += nr - 1;
 	}
 	try_to_unmap_flush();
 	return moving;
@@ -559,8 +629,11 @@ static unsigned long mdev_prepare(unsigned long *src, unsigned long npages,
  * and device-coherent pages whose pgmap->owner is @pgmap_owner with the
  * matching select flag. Empty and zero-page addresses of an anonymous VMA are
  * reported (MIGRATE_PFN_MIGRATE without a pfn) when system memory is
- * selected, so that migrate_vma_pages() can map a new page there. Huge pages
- * are split. Pages that are pinned, locked by someone else, or not plain
+ * selected, so that migrate_vma_pages() can map a new page there. An
+ * anonymous THP that a PMD maps, that the range covers exactly and that is
+ * mapped nowhere else is kept whole: its pages are reported one by one, as
+ * any others, and each moves to its own order-0 destination. Other huge
+ * pages are split. Pages that are pinned, locked by someone else, or not plain
  * anonymous memory stay where they are and read 0 in @src.
  *
  * Each page reported with MIGRATE_PFN_MIGRATE is locked, unmapped (its ptes
@@ -704,9 +777,8 @@ busy:
  * memcg charge. @extra counts references the caller of the whole migration
  * holds besides ours (the fault page).
  */
-static bool mdev_move(struct page *page, struct page *newpage, int extra)
+static bool mdev_move(struct folio *folio, struct page *newpage, int extra)
 {
-	struct folio *folio = page_folio(page);
 	struct folio *newfolio = page_folio(newpage);
 
 	/* A destination is a fresh page: no owner, no charge yet. */
@@ -727,6 +799,39 @@ static bool mdev_move(struct page *page, struct page *newpage, int extra)
 }
 
 /*
+ * Move the identity of @page, one page of a THP the collect walk kept whole,
+ * to the order-0 @newpage: a memcg charge of its own (the THP keeps its
+ * charge until it is freed), index, mapping and the page flags that matter
+ * to an anonymous page.
+ */
+static bool mdev_move_part(struct migrate_vma *migrate, struct page *page,
+			   struct page *newpage)
+{
+	struct folio *folio = page_folio(page);
+	struct folio *newfolio = page_folio(newpage);
+
+	VM_WARN_ON_ONCE_FOLIO(newfolio->mapping || folio_memcg(newfolio), newfolio);
+
+	if (folio_test_large(newfolio) ||
+	    (folio_is_zone_device(newfolio) &&
+	     !folio_is_device_private(newfolio) &&
+	     !folio_is_device_coherent(newfolio)))
+		return false;
+	if (mem_cgroup_charge(newfolio, migrate->vma->vm_mm, GFP_KERNEL))
+		return false;
+	newfolio->index = folio->index + folio_page_idx(folio, page);
+	newfolio->mapping = folio->mapping;
+	__folio_set_swapbacked(newfolio);
+	if (folio_test_uptodate(folio))
+		folio_mark_uptodate(newfolio);
+	if (folio_test_dirty(folio))
+		folio_set_dirty(newfolio);
+	if (folio_test_referenced(folio))
+		folio_set_referenced(newfolio);
+	return true;
+}
+
+/*
  * The common part of migrate_vma_pages() and migrate_device_pages(). With no
  * @migrate (a pfn range), there is no address to map new pages at.
  */
@@ -734,12 +839,14 @@ static void mdev_pages(unsigned long *src, unsigned long *dst,
 		       unsigned long npages, struct migrate_vma *migrate)
 {
 	struct mmu_notifier_range range;
-	bool notified = false;
+	struct folio *whole = NULL;
+	bool notified = false, whole_free = false;
 	unsigned long i;
 
 	for (i = 0; i < npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(dst[i]);
 		struct page *page = migrate_pfn_to_page(src[i]);
+		struct folio *folio;
 		unsigned long addr;
 		bool moved;
 
@@ -749,9 +856,20 @@ static void mdev_pages(unsigned long *src, unsigned long *dst,
 			src[i] &= ~MIGRATE_PFN_MIGRATE;
 			continue;
 		}
-		if (page) {
-			moved = mdev_move(page, newpage,
+		folio = page ? page_folio(page) : NULL;
+		if (folio && !folio_test_large(folio)) {
+			moved = mdev_move(folio, newpage,
 					  migrate && page == migrate->fault_page);
+		} else if (folio) {
+			/*
+			 * A THP kept whole: its pages may move only if no one
+			 * but us (the isolation reference) holds it.
+			 */
+			if (folio != whole) {
+				whole = folio;
+				whole_free = migrate && folio_ref_count(folio) == 1;
+			}
+			moved = whole_free && mdev_move_part(migrate, page, newpage);
 		} else if (migrate) {
 			addr = migrate->start + (i << PAGE_SHIFT);
 			/*
@@ -901,6 +1019,47 @@ static void mdev_remap_local(struct migrate_vma *migrate)
 }
 
 /*
+ * Finish the entry @mpfn for one page of a THP the collect walk kept whole:
+ * mdev_remap_local() has already mapped its destination or the page again.
+ * The THP itself goes with its last page: freed when no page of it is mapped
+ * any more, else put back on the LRU, and queued for splitting if some of
+ * its pages moved (*@some_moved, collected over its entries) so that their
+ * memory is not kept.
+ */
+static void mdev_finalize_part(unsigned long *mpfn, struct page *newpage,
+			       bool *some_moved)
+{
+	struct page *page = migrate_pfn_to_page(*mpfn);
+	struct folio *folio = page_folio(page);
+
+	if (newpage) {
+		*some_moved |= !!(*mpfn & MIGRATE_PFN_MIGRATE);
+		unlock_page(newpage);
+		put_page(newpage);
+	}
+	/*
+	 * mdev_remap_local() always finds the page table the collect walk
+	 * left; should it not, no migration entry may outlive the THP.
+	 */
+	if (WARN_ON_ONCE(*mpfn & MDEV_PFN_UNMAPPED))
+		remove_migration_ptes(folio, folio, 0);
+	*mpfn &= ~MDEV_PFN_PRIVATE;
+	if (page != folio_page(folio, folio_nr_pages(folio) - 1))
+		return;
+
+	if (!folio_mapped(folio)) {
+		folio_unlock(folio);
+		folio_put(folio);
+	} else {
+		if (*some_moved)
+			deferred_split_folio(folio, true);
+		folio_unlock(folio);
+		folio_putback_lru(folio);
+	}
+	*some_moved = false;
+}
+
+/*
  * The common part of the finalize calls: map the destination (or the
  * source again), unlock and release both pages. @migrate, when there is
  * one, lets pages unmapped by the collect walk be mapped back directly.
@@ -908,7 +1067,7 @@ static void mdev_remap_local(struct migrate_vma *migrate)
 static void mdev_finalize(unsigned long *src, unsigned long *dst,
 			  unsigned long npages, struct migrate_vma *migrate)
 {
-	bool to_lru = false;
+	bool to_lru = false, whole_moved = false;
 	unsigned long i;
 
 	/*
@@ -947,6 +1106,10 @@ static void mdev_finalize(unsigned long *src, unsigned long *dst,
 		}
 
 		folio = page_folio(page);
+		if (folio_test_large(folio)) {
+			mdev_finalize_part(&src[i], newpage, &whole_moved);
+			continue;
+		}
 		if (!(src[i] & MIGRATE_PFN_MIGRATE) || !newpage) {
 			if (newpage) {
 				unlock_page(newpage);

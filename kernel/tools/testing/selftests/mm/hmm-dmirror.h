@@ -364,6 +364,27 @@ static inline long smaps_kb(const void *addr, const char *field)
 	return kb;
 }
 
+/* The counter @name of /proc/vmstat ("thp_split_page"), or -1. */
+static inline long long vmstat_count(const char *name)
+{
+	size_t len = strlen(name);
+	long long val = -1;
+	char line[128];
+	FILE *f;
+
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, name, len) && line[len] == ' ') {
+			val = strtoll(line + len + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return val;
+}
+
 /* The system-wide THP mode, e.g. "madvise"; "never" if THP is not built in. */
 static inline const char *thp_mode(void)
 {

@@ -1582,8 +1582,8 @@ TEST_F(migrate, exhaust_device)
 	ASSERT_EQ(0, dmirror_stats_read(variant->device, &full));
 	EXPECT_EQ(capacity / self->page, full.val[ST_PAGES_TOTAL]);
 	EXPECT_LT(0, stat_delta(&before, &full, ST_ALLOC_FAILURES));
-	/* Full but for the batch (64 pages) that could not be had whole. */
-	EXPECT_LT(full.val[ST_PAGES_TOTAL] - 64, full.val[ST_PAGES_IN_USE]);
+	/* Full but for the batch (a PMD's worth) that could not be had whole. */
+	EXPECT_LT(full.val[ST_PAGES_TOTAL] - 512, full.val[ST_PAGES_IN_USE]);
 	EXPECT_PATTERN(mem, len, 62);
 
 	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem,
@@ -1648,6 +1648,133 @@ TEST_F(migrate, thp_cpu_fault_back)
 		EXPECT_SNAP(snap, 0, n, self->local);
 	else
 		EXPECT_SNAP(snap, 0, n, SNAP_RW);
+}
+
+/*
+ * A THP that the migration covers exactly is not split: the core unmaps it
+ * in one step, each of its pages moves to a device page of its own, and the
+ * THP is freed whole. The pages come back one by one.
+ */
+TEST_F(migrate, thp_moves_whole)
+{
+	size_t n = HUGE_2M / self->page;
+	struct dmirror_stats before, after;
+	struct hmm_dmirror_cmd res;
+	char *mem = thp_area(_metadata, 65);
+	uint8_t *snap = scratch(_metadata, n);
+	long long splits;
+
+	if (!mem)
+		return;
+	splits = vmstat_count("thp_split_page");
+	ASSERT_LE(0, splits);
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &before));
+	to_device(_metadata, self->fd, mem, n);
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &after));
+	EXPECT_EQ(splits, vmstat_count("thp_split_page"));
+	EXPECT_EQ((long long)n, stat_delta(&before, &after, ST_TO_DEV));
+	EXPECT_EQ(0, smaps_kb(mem, "AnonHugePages:"));
+	ASSERT_EQ(0, snapshot(self->fd, mem, n, snap));
+	EXPECT_SNAP(snap, 0, n, self->local);
+
+	ASSERT_EQ(0, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, mem, n, &res));
+	EXPECT_EQ(n, res.cpages);
+	ASSERT_EQ(0, snapshot(self->fd, mem, n, snap));
+	EXPECT_SNAP(snap, 0, n, SNAP_RW);
+	EXPECT_PATTERN(mem, HUGE_2M, 65);
+	EXPECT_EQ(splits, vmstat_count("thp_split_page"));
+}
+
+/*
+ * The device cannot take a THP collected whole: nothing moves, the pages
+ * are mapped again where they were (by the same THP, now through a page
+ * table) with their data, and the next attempt moves them.
+ */
+TEST_F(migrate, thp_whole_alloc_failure)
+{
+	size_t n = HUGE_2M / self->page;
+	struct dmirror_stats before, after;
+	char *mem = thp_area(_metadata, 66);
+	uint8_t *snap = scratch(_metadata, n);
+	long long splits;
+
+	if (!mem)
+		return;
+	splits = vmstat_count("thp_split_page");
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &before));
+	ASSERT_EQ(0, dmirror_call(self->fd, HMM_DMIRROR_FLAGS, NULL, NULL,
+				  HMM_DMIRROR_FLAG_FAIL_ALLOC, NULL));
+	EXPECT_EQ(-ENOMEM, dmirror_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+					 mem, n, NULL));
+	ASSERT_EQ(0, dmirror_stats_read(variant->device, &after));
+	EXPECT_EQ(0, stat_delta(&before, &after, ST_TO_DEV));
+	EXPECT_EQ(1, stat_delta(&before, &after, ST_ALLOC_FAILURES));
+	EXPECT_EQ(splits, vmstat_count("thp_split_page"));
+	ASSERT_EQ(0, snapshot(self->fd, mem, n, snap));
+	EXPECT_SNAP(snap, 0, n, SNAP_RW);
+	EXPECT_PATTERN(mem, HUGE_2M, 66);
+	pattern_fill(mem, HUGE_2M, 67);
+	EXPECT_PATTERN(mem, HUGE_2M, 67);
+
+	to_device(_metadata, self->fd, mem, n);
+	ASSERT_EQ(0, snapshot(self->fd, mem, n, snap));
+	EXPECT_SNAP(snap, 0, n, self->local);
+	EXPECT_PATTERN(mem, HUGE_2M, 67);
+}
+
+/*
+ * Half a THP: the range does not cover it, so it is split and only the
+ * pages asked for move.
+ */
+TEST_F(migrate, thp_half_is_split)
+{
+	size_t n = HUGE_2M / self->page;
+	char *mem = thp_area(_metadata, 68);
+	uint8_t *snap = scratch(_metadata, n);
+	long long splits;
+
+	if (!mem)
+		return;
+	splits = vmstat_count("thp_split_page");
+	to_device(_metadata, self->fd, mem + HUGE_2M / 2, n / 2);
+	EXPECT_EQ(splits + 1, vmstat_count("thp_split_page"));
+	ASSERT_EQ(0, snapshot(self->fd, mem, n, snap));
+	EXPECT_SNAP(snap, 0, n / 2, SNAP_RW);
+	EXPECT_SNAP(snap, n / 2, n, self->local);
+	EXPECT_PATTERN(mem, HUGE_2M, 68);
+}
+
+/*
+ * A THP shared with a child after fork is mapped twice: it is split and its
+ * pages move as base pages; each process keeps its data.
+ */
+TEST_F(migrate, thp_shared_after_fork)
+{
+	size_t n = HUGE_2M / self->page;
+	char *mem = thp_area(_metadata, 69);
+	long long splits;
+	int go[2];
+	pid_t pid;
+	char c;
+
+	if (!mem)
+		return;
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(pattern_check(mem, HUGE_2M, 69) == HUGE_2M ? 0 : 1);
+	}
+	splits = vmstat_count("thp_split_page");
+	to_device(_metadata, self->fd, mem, n);
+	EXPECT_EQ(splits + 1, vmstat_count("thp_split_page"));
+	EXPECT_PATTERN(mem, HUGE_2M, 69);
+	pattern_fill(mem, HUGE_2M, 70);
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	EXPECT_EQ(0, child_status(pid));
+	EXPECT_PATTERN(mem, HUGE_2M, 70);
 }
 
 TEST_F(migrate, hugetlb_refused)
