@@ -48,9 +48,16 @@ res=$BUILD/results/bench-madvise-$which/results.txt
 out=$BUILD/results/profile-$which-$case_name.txt
 # hmm-bench leaves the first (warm-up) run of a case out of the profile.
 pages=$(( size * 256 * (reps > 1 ? reps - 1 : 1) ))
-python3 - "$raw" "$obj/System.map" "$bench" "$pages" "$res" <<'PY' | tee "$out"
-import bisect, subprocess, sys
-raw, sysmap, bench, pages, res = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+python3 - "$raw" "$obj/System.map" "$bench" "$pages" "$res" "$obj" <<'PY' | tee "$out"
+import bisect, os, subprocess, sys
+raw, sysmap, bench, pages, res, obj = sys.argv[1:7]
+pages = int(pages)
+# Functions of the files the series owns, marked in the list and summed.
+owned = set()
+for o in ('mm/hmm.o', 'mm/migrate_device.o', 'lib/test_hmm.o'):
+    if os.path.exists(os.path.join(obj, o)):
+        out = subprocess.run(['nm', os.path.join(obj, o)], capture_output=True, text=True).stdout
+        owned |= {f.split()[2] for f in out.splitlines() if len(f.split()) == 3 and f.split()[1] in 'tT'}
 syms = []
 for line in open(sysmap):
     a, t, n = line.split()[:3]
@@ -74,9 +81,12 @@ for line in open(raw):
     per[name] = per.get(name, 0) + n
     total += n
 print('guest instructions per page between the markers: %.0f (%d pages)' % (total / pages, pages))
+mine = sum(n for name, n in per.items() if name in owned)
+print('in the series\' files (mm/hmm.c, mm/migrate_device.c, lib/test_hmm.c): %.0f, elsewhere: %.0f'
+      % (mine / pages, (total - mine) / pages))
 for line in open(res, errors='replace'):
     if line.startswith('BENCH'):
         print(line.strip())
 for name, n in sorted(per.items(), key=lambda x: -x[1]):
-    print('%8.1f  %5.1f%%  %s' % (n / pages, 100.0 * n / total, name))
+    print('%8.1f  %5.1f%%  %s%s' % (n / pages, 100.0 * n / total, name, ' [series]' if name in owned else ''))
 PY

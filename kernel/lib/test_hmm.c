@@ -94,6 +94,7 @@ struct dmirror_migrate_buf {
 
 /* Bit numbers in dmirror->flags of the HMM_DMIRROR_FLAG_* bits. */
 #define DMIRROR_FAIL_ALLOC	ilog2(HMM_DMIRROR_FLAG_FAIL_ALLOC)
+#define DMIRROR_HALF_MIGRATE	ilog2(HMM_DMIRROR_FLAG_HALF_MIGRATE)
 
 static unsigned long spm_addr_dev0;
 module_param(spm_addr_dev0, ulong, 0444);
@@ -1076,16 +1077,19 @@ static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
 static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *args,
 				  struct dmirror_migrate_buf *buf)
 {
+	/* HMM_DMIRROR_FLAG_HALF_MIGRATE: odd entries only (step 2 from 1). */
+	unsigned long step = test_and_clear_bit(DMIRROR_HALF_MIGRATE, &dmirror->flags) ?
+			     2 : 1;
 	struct page **pages = buf->pages;
 	unsigned long i, n = 0;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
-	for (i = 0; i < args->npages; i++)
+	for (i = step - 1; i < args->npages; i += step)
 		n += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
 	/* Nothing is filled unless every page can be: the batch stays. */
 	if (n && dmirror_alloc_pages(dmirror, pages, buf->data, n))
 		return -ENOMEM;
-	for (i = 0, n = 0; i < args->npages; i++) {
+	for (i = step - 1, n = 0; i < args->npages; i += step) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
 		struct page *dpage;
 
@@ -1570,10 +1574,12 @@ static int dmirror_check_exclusive(struct dmirror *dmirror, unsigned long start,
 
 static int dmirror_set_flags(struct dmirror *dmirror, u64 flags)
 {
-	if (flags & ~HMM_DMIRROR_FLAG_FAIL_ALLOC)
+	if (flags & ~(HMM_DMIRROR_FLAG_FAIL_ALLOC | HMM_DMIRROR_FLAG_HALF_MIGRATE))
 		return -EINVAL;
 	assign_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags,
 		   flags & HMM_DMIRROR_FLAG_FAIL_ALLOC);
+	assign_bit(DMIRROR_HALF_MIGRATE, &dmirror->flags,
+		   flags & HMM_DMIRROR_FLAG_HALF_MIGRATE);
 	return 0;
 }
 

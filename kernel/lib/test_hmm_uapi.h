@@ -50,6 +50,12 @@ struct hmm_dmirror_cmd {
 
 /* The next device memory allocation made for this file fails, once. */
 #define HMM_DMIRROR_FLAG_FAIL_ALLOC	_BITULL(0)
+/*
+ * The next batch migrated into device memory from this file (up to a PMD's
+ * worth) gets destinations for its odd pages only, once: a driver that takes
+ * part of what the core collected.
+ */
+#define HMM_DMIRROR_FLAG_HALF_MIGRATE	_BITULL(1)
 
 /*
  * Snapshot bytes. The low bits give the access the CPU page table allows,

@@ -52,6 +52,7 @@
  */
 
 #include <linux/export.h>
+#include <linux/memcontrol.h>
 #include <linux/memremap.h>
 #include <linux/migrate.h>
 #include <linux/mm.h>
@@ -60,6 +61,7 @@
 #include <linux/oom.h>
 #include <linux/pagewalk.h>
 #include <linux/rmap.h>
+#include <linux/sched/mm.h>
 #include <linux/swapops.h>
 #include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
@@ -81,9 +83,18 @@
 #define MDEV_PFN_PRIVATE	(MDEV_PFN_UNMAPPED | MDEV_PFN_ANON_REF | \
 				 MDEV_PFN_LOCAL)
 
+/*
+ * During migrate_vma_setup(), dst[] is ours: the collect walk marks with
+ * this value the entries it prepared completely, which mdev_prepare() then
+ * skips. dst[] is cleared before setup returns.
+ */
+#define MDEV_DST_READY		1UL
+
 /* Collect walk state: one per migrate_vma_setup() call. */
 struct mdev_collect {
 	struct migrate_vma *args;
+	/* pages collected that mdev_prepare() still has to see */
+	unsigned long unready;
 	/* span of present ptes cleared, to be flushed once */
 	unsigned long flush_start;
 	unsigned long flush_end;
@@ -206,6 +217,25 @@ static pte_t mdev_migration_pte(struct page *page, pte_t pte, bool device,
 }
 
 /*
+ * Finish preparing a page the walk has just unmapped, if it needs nothing
+ * more: mapped nowhere else and held by no one but us (and, for the fault
+ * page, the fault). A system page is isolated from the LRU here, under the
+ * locks already held. Returns true when mdev_prepare() may skip it.
+ */
+static bool mdev_collect_ready(struct folio *folio, bool device, bool fault)
+{
+	if (folio_mapped(folio) || folio_ref_count(folio) != 1 + fault)
+		return false;
+	if (device)
+		return true;
+	if (!folio_isolate_lru(folio))
+		return false;
+	/* The isolation reference stands in for ours. */
+	folio_put(folio);
+	return true;
+}
+
+/*
  * Take the page mapped at @addr if the migration wants it: lock it, hold a
  * reference and leave a migration entry in the pte. Called with the pte lock
  * held. Returns false only when the pte maps a large folio that must be split
@@ -293,6 +323,10 @@ static bool mdev_collect_pte(struct mdev_collect *mc, pte_t *ptep,
 		MDEV_PFN_UNMAPPED | MDEV_PFN_LOCAL |
 		(writable ? MIGRATE_PFN_WRITE : 0);
 	args->cpages++;
+	if (mdev_collect_ready(folio, device, page == args->fault_page))
+		args->dst[slot - args->src] = MDEV_DST_READY;
+	else
+		mc->unready++;
 	return true;
 }
 
@@ -332,7 +366,8 @@ static bool mdev_collect_whole(struct mdev_collect *mc, pmd_t *pmdp,
 	pmd_t pmd;
 
 	if (!(args->flags & MIGRATE_VMA_SELECT_SYSTEM) ||
-	    end - start != PMD_SIZE || (vma->vm_flags & VM_LOCKED))
+	    end - start != PMD_SIZE || !vma_is_anonymous(vma) ||
+	    (vma->vm_flags & VM_LOCKED))
 		return false;
 
 	ptl = pmd_lock(vma->vm_mm, pmdp);
@@ -340,9 +375,14 @@ static bool mdev_collect_whole(struct mdev_collect *mc, pmd_t *pmdp,
 	if (!pmd_trans_huge(pmd) || is_huge_zero_pmd(pmd))
 		goto unlock;
 	folio = pmd_folio(pmd);
-	if (!folio_test_anon(folio) || folio_test_swapcache(folio) ||
-	    folio_mapcount(folio) != 1 || !folio_trylock(folio))
+	if (!folio_test_anon(folio) || folio_mapcount(folio) != 1 ||
+	    !folio_trylock(folio))
 		goto unlock;
+	/* Only under the folio lock is a folio kept out of the swap cache. */
+	if (folio_test_swapcache(folio)) {
+		folio_unlock(folio);
+		goto unlock;
+	}
 	folio_get(folio);
 	flags = MIGRATE_PFN_MIGRATE | MDEV_PFN_UNMAPPED | MDEV_PFN_LOCAL |
 		(pmd_write(pmd) ? MIGRATE_PFN_WRITE : 0);
@@ -351,15 +391,21 @@ static bool mdev_collect_whole(struct mdev_collect *mc, pmd_t *pmdp,
 	spin_unlock(ptl);
 
 	if (folio_mapped(folio)) {
-		/* Maybe pinned: the PMD was only split, the pages stay. */
+		/*
+		 * Maybe pinned: the PMD was only split and the pages stay
+		 * mapped. Splitting the folio would fail the same way.
+		 */
 		folio_unlock(folio);
 		folio_put(folio);
-		return false;
+		mdev_mark_range(args, start, end, false);
+		return true;
 	}
 	pfn = folio_pfn(folio);
 	for (addr = start; addr < end; addr += PAGE_SIZE, pfn++)
 		*mdev_slot(args, addr) = migrate_pfn(pfn) | flags;
 	args->cpages += PMD_SIZE >> PAGE_SHIFT;
+	/* Isolated by mdev_prepare(), from its first page's entry. */
+	mc->unready++;
 	return true;
 
 unlock:
@@ -481,9 +527,10 @@ static void mdev_notify_start(struct mmu_notifier_range *range,
 
 /*
  * Walk the range once, collecting and unmapping what moves, inside one
- * MMU_NOTIFY_MIGRATE invalidation tagged with the caller's owner.
+ * MMU_NOTIFY_MIGRATE invalidation tagged with the caller's owner. Returns
+ * the number of pages mdev_prepare() still has to see.
  */
-static void mdev_collect(struct migrate_vma *args)
+static unsigned long mdev_collect(struct migrate_vma *args)
 {
 	struct mdev_collect mc = { .args = args };
 	struct mmu_notifier_range range;
@@ -517,6 +564,7 @@ static void mdev_collect(struct migrate_vma *args)
 	if (mc.flush_end)
 		flush_tlb_range(args->vma, mc.flush_start, mc.flush_end);
 	mmu_notifier_invalidate_range_end(&range);
+	return mc.unready;
 }
 
 /* Give a collected page back: restore its mappings, unlock, release. */
@@ -574,11 +622,13 @@ static int mdev_prepare_one(unsigned long *mpfn, struct page *fault_page,
 
 /*
  * Second half of collecting, for pages the walk could not finish alone or
- * that come from a pfn range. Entries that cannot move are released and
+ * that come from a pfn range; entries marked MDEV_DST_READY in @ready (if
+ * given) are done already. Entries that cannot move are released and
  * cleared. Returns the number of entries that still move.
  */
 static unsigned long mdev_prepare(unsigned long *src, unsigned long npages,
-				  struct page *fault_page)
+				  struct page *fault_page,
+				  const unsigned long *ready)
 {
 	unsigned long i, moving = 0;
 	bool drained = false;
@@ -590,7 +640,8 @@ static unsigned long mdev_prepare(unsigned long *src, unsigned long npages,
 
 		if (!(src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (!(src[i] & MIGRATE_PFN_VALID)) {
+		if (!(src[i] & MIGRATE_PFN_VALID) ||
+		    (ready && ready[i] == MDEV_DST_READY)) {
 			moving++;
 			continue;
 		}
@@ -676,8 +727,11 @@ int migrate_vma_setup(struct migrate_vma *args)
 	args->cpages = 0;
 	args->npages = nr;
 
-	mdev_collect(args);
-	args->cpages = mdev_prepare(args->src, nr, args->fault_page);
+	if (mdev_collect(args))
+		args->cpages = mdev_prepare(args->src, nr, args->fault_page,
+					    args->dst);
+	/* dst[] held the walk's MDEV_DST_READY marks. */
+	memset(args->dst, 0, sizeof(*args->dst) * nr);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -800,15 +854,18 @@ static bool mdev_move(struct folio *folio, struct page *newpage, int extra)
 
 /*
  * Move the identity of @page, one page of a THP the collect walk kept whole,
- * to the order-0 @newpage: a memcg charge of its own (the THP keeps its
- * charge until it is freed), index, mapping and the page flags that matter
- * to an anonymous page.
+ * to the order-0 @newpage: index, mapping, the page flags that matter to an
+ * anonymous page, and a charge of its own to the THP's memcg. The THP keeps
+ * its charge until it is freed, so for a while the memcg pays twice for
+ * what moves: the charge may reclaim but never OOM-kills, and if it fails
+ * the page just stays.
  */
-static bool mdev_move_part(struct migrate_vma *migrate, struct page *page,
-			   struct page *newpage)
+static bool mdev_move_part(struct page *page, struct page *newpage)
 {
 	struct folio *folio = page_folio(page);
 	struct folio *newfolio = page_folio(newpage);
+	struct mem_cgroup *old_memcg;
+	int ret;
 
 	VM_WARN_ON_ONCE_FOLIO(newfolio->mapping || folio_memcg(newfolio), newfolio);
 
@@ -817,17 +874,24 @@ static bool mdev_move_part(struct migrate_vma *migrate, struct page *page,
 	     !folio_is_device_private(newfolio) &&
 	     !folio_is_device_coherent(newfolio)))
 		return false;
-	if (mem_cgroup_charge(newfolio, migrate->vma->vm_mm, GFP_KERNEL))
+	old_memcg = set_active_memcg(folio_memcg(folio));
+	ret = mem_cgroup_charge(newfolio, NULL, GFP_KERNEL |
+				__GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+	set_active_memcg(old_memcg);
+	if (ret)
 		return false;
 	newfolio->index = folio->index + folio_page_idx(folio, page);
 	newfolio->mapping = folio->mapping;
-	__folio_set_swapbacked(newfolio);
+	if (folio_test_swapbacked(folio))
+		__folio_set_swapbacked(newfolio);
 	if (folio_test_uptodate(folio))
 		folio_mark_uptodate(newfolio);
 	if (folio_test_dirty(folio))
 		folio_set_dirty(newfolio);
 	if (folio_test_referenced(folio))
 		folio_set_referenced(newfolio);
+	if (folio_test_workingset(folio))
+		folio_set_workingset(newfolio);
 	return true;
 }
 
@@ -867,9 +931,9 @@ static void mdev_pages(unsigned long *src, unsigned long *dst,
 			 */
 			if (folio != whole) {
 				whole = folio;
-				whole_free = migrate && folio_ref_count(folio) == 1;
+				whole_free = folio_ref_count(folio) == 1;
 			}
-			moved = whole_free && mdev_move_part(migrate, page, newpage);
+			moved = whole_free && mdev_move_part(page, newpage);
 		} else if (migrate) {
 			addr = migrate->start + (i << PAGE_SHIFT);
 			/*
@@ -1023,17 +1087,15 @@ static void mdev_remap_local(struct migrate_vma *migrate)
  * mdev_remap_local() has already mapped its destination or the page again.
  * The THP itself goes with its last page: freed when no page of it is mapped
  * any more, else put back on the LRU, and queued for splitting if some of
- * its pages moved (*@some_moved, collected over its entries) so that their
+ * its pages are no longer mapped (moved, or zapped meanwhile) so that their
  * memory is not kept.
  */
-static void mdev_finalize_part(unsigned long *mpfn, struct page *newpage,
-			       bool *some_moved)
+static void mdev_finalize_part(unsigned long *mpfn, struct page *newpage)
 {
 	struct page *page = migrate_pfn_to_page(*mpfn);
 	struct folio *folio = page_folio(page);
 
 	if (newpage) {
-		*some_moved |= !!(*mpfn & MIGRATE_PFN_MIGRATE);
 		unlock_page(newpage);
 		put_page(newpage);
 	}
@@ -1048,15 +1110,20 @@ static void mdev_finalize_part(unsigned long *mpfn, struct page *newpage,
 		return;
 
 	if (!folio_mapped(folio)) {
+		/*
+		 * Isolation left the LRU state flags (PG_active, or what
+		 * MGLRU turns its generation into); a freed page has none.
+		 */
+		folio_clear_active(folio);
+		folio_clear_unevictable(folio);
 		folio_unlock(folio);
 		folio_put(folio);
 	} else {
-		if (*some_moved)
+		if (folio_mapcount(folio) < folio_nr_pages(folio))
 			deferred_split_folio(folio, true);
 		folio_unlock(folio);
 		folio_putback_lru(folio);
 	}
-	*some_moved = false;
 }
 
 /*
@@ -1067,7 +1134,7 @@ static void mdev_finalize_part(unsigned long *mpfn, struct page *newpage,
 static void mdev_finalize(unsigned long *src, unsigned long *dst,
 			  unsigned long npages, struct migrate_vma *migrate)
 {
-	bool to_lru = false, whole_moved = false;
+	bool to_lru = false;
 	unsigned long i;
 
 	/*
@@ -1107,7 +1174,7 @@ static void mdev_finalize(unsigned long *src, unsigned long *dst,
 
 		folio = page_folio(page);
 		if (folio_test_large(folio)) {
-			mdev_finalize_part(&src[i], newpage, &whole_moved);
+			mdev_finalize_part(&src[i], newpage);
 			continue;
 		}
 		if (!(src[i] & MIGRATE_PFN_MIGRATE) || !newpage) {
@@ -1199,7 +1266,7 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 				src_pfns[i] |= MDEV_PFN_ANON_REF;
 		}
 	}
-	mdev_prepare(src_pfns, npages, NULL);
+	mdev_prepare(src_pfns, npages, NULL, NULL);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_range);
@@ -1264,7 +1331,7 @@ int migrate_device_coherent_folio(struct folio *folio)
 	if (folio_test_anon(folio) && folio_mapped(folio) &&
 	    folio_get_anon_vma(folio))
 		src |= MDEV_PFN_ANON_REF;
-	if (!mdev_prepare(&src, 1, NULL))
+	if (!mdev_prepare(&src, 1, NULL, NULL))
 		return -EBUSY;
 
 	dfolio = folio_alloc(GFP_USER | __GFP_NOWARN, 0);
