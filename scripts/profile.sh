@@ -39,12 +39,12 @@ start=$(addr prof_start) stop=$(addr prof_stop)
 [ -n "$start" ] && [ -n "$stop" ] || die "no prof_start/prof_stop in $bench"
 raw=$BUILD/tbprof/$which-$case_name.raw
 rm -f "$raw"
-VM_CPU=qemu64 VM_TIMEOUT=${VM_TIMEOUT:-3600} VM_MEM=3G \
+VM_CPU=qemu64 VM_TIMEOUT=${VM_TIMEOUT:-3600} VM_MEM=3G VM_TAG=profile-$which \
 VM_APPEND="nokaslr hmm.bench=-r,$reps,-c,$case_name,$size" \
 VM_QEMU_ARGS="-icount shift=0,align=off,sleep=off -plugin $plugin,start=$start,stop=$stop,out=$raw" \
 	"$TOP/scripts/vm.sh" bench madvise "$obj/arch/x86/boot/bzImage"
 [ -s "$raw" ] || die "the plugin wrote no profile ($raw)"
-res=$BUILD/results/bench-madvise-$which/results.txt
+res=$BUILD/results/profile-$which/results.txt
 out=$BUILD/results/profile-$which-$case_name.txt
 # hmm-bench leaves the first (warm-up) run of a case out of the profile.
 pages=$(( size * 256 * (reps > 1 ? reps - 1 : 1) ))

@@ -8,7 +8,7 @@
 # variant>. A VM still running after VM_TIMEOUT seconds is killed and the
 # run fails, naming the test that was running. VM_CPU picks the guest CPU
 # model (default max), VM_MEM its memory, VM_APPEND and VM_QEMU_ARGS add to
-# the kernel command line and to QEMU's.
+# the kernel command line and to QEMU's, VM_TAG replaces the tag.
 source "$(dirname "$0")/lib.sh"
 
 mode=${1:?usage: vm.sh demo|check|shell [madvise|always] [bzImage]}
@@ -20,7 +20,7 @@ timeout=${VM_TIMEOUT:-900}
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (make deps)"
 variant=$(basename "$(dirname "$(dirname "$(dirname "$(dirname "$kernel")")")")")
 variant=${variant#obj-}
-out=$BUILD/results/$mode-$thp-$variant
+out=$BUILD/results/${VM_TAG:-$mode-$thp-$variant}
 rm -rf "$out"; mkdir -p "$out"
 
 # Two soft-reserved 256 MiB ranges at 1.5 GiB back the coherent dmirror
