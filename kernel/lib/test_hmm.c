@@ -316,9 +316,10 @@ out:
 /*
  * Allocate @n device pages for @dmirror into @pages, each returned locked
  * with one reference as migrate_vma_pages() wants its destination pages,
- * and backed by a system page for private memory (@data: room for @n). All or nothing: returns
- * 0, or -ENOMEM with nothing allocated. The system pages come from the bulk
- * allocator and the device pages off the free list under one lock.
+ * and backed by a system page for private memory (@data: room for @n).
+ * All or nothing: returns 0, or -ENOMEM with nothing allocated. The system
+ * pages come from the bulk allocator and the device pages off the free list
+ * under one lock.
  */
 static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
 			       struct page **data, unsigned long n)

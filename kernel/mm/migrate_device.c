@@ -220,13 +220,14 @@ static pte_t mdev_migration_pte(struct page *page, pte_t pte, bool device,
  * Finish preparing a page the walk has just unmapped, if it needs nothing
  * more: mapped nowhere else and held by no one but us (and, for the fault
  * page, the fault). A system page is isolated from the LRU here, under the
- * locks already held. Returns true when mdev_prepare() may skip it.
+ * locks already held; device memory is never on it. Returns true when
+ * mdev_prepare() may skip the page.
  */
-static bool mdev_collect_ready(struct folio *folio, bool device, bool fault)
+static bool mdev_collect_ready(struct folio *folio, bool fault)
 {
 	if (folio_mapped(folio) || folio_ref_count(folio) != 1 + fault)
 		return false;
-	if (device)
+	if (folio_is_zone_device(folio))
 		return true;
 	if (!folio_isolate_lru(folio))
 		return false;
@@ -323,7 +324,7 @@ static bool mdev_collect_pte(struct mdev_collect *mc, pte_t *ptep,
 		MDEV_PFN_UNMAPPED | MDEV_PFN_LOCAL |
 		(writable ? MIGRATE_PFN_WRITE : 0);
 	args->cpages++;
-	if (mdev_collect_ready(folio, device, page == args->fault_page))
+	if (mdev_collect_ready(folio, page == args->fault_page))
 		args->dst[slot - args->src] = MDEV_DST_READY;
 	else
 		mc->unready++;
