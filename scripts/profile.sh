@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# make profile [CASE=migrate-4k] [SIZE=64] [KERNEL=ours|base]: where the guest
-# instructions of one hmm-bench case go. Boots the kernel as make bench does
-# (qemu64, -icount) with the tbprof QEMU plugin (tools/tbprof), which counts
-# the instructions executed in every translation block between hmm-bench's
-# prof_start() and prof_stop() markers, i.e. in the measured steps only.
-# Prints the functions that executed the most instructions, per page, and
-# keeps the whole list in build/results/profile-<kernel>-<case>.txt.
+# make profile [CASE=migrate-4k] [SIZE=64] [KERNEL=ours|base] [REPS=4]:
+# where the guest instructions of one hmm-bench case go. Boots the kernel
+# as make bench does (qemu64, -icount) with the tbprof QEMU plugin
+# (tools/tbprof), which counts the instructions executed in every
+# translation block between hmm-bench's prof_start() and prof_stop()
+# markers, i.e. in the measured steps only. Prints the functions that
+# executed the most instructions, per page, and keeps the whole list in
+# build/results/profile-<kernel>-<case>.txt. The first of the REPS runs
+# warms up and is left out.
 source "$(dirname "$0")/lib.sh"
 
 case_name=${CASE:-migrate-4k}

@@ -76,9 +76,8 @@ static void on_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		capblocks = capblocks ? 2 * capblocks : 65536;
 		blocks = realloc(blocks, capblocks * sizeof(*blocks));
 	}
+	/* calloc: a block translated between the markers counts from zero. */
 	blocks[nblocks++] = b;
-	/* A block translated while running starts from zero. */
-	b->snap = 0;
 	pthread_mutex_unlock(&lock);
 	qemu_plugin_register_vcpu_tb_exec_inline(tb, 0, &b->count, 1);
 	if (b->vaddr == start_addr)
