@@ -37,9 +37,18 @@
  * owner tag is the context): it falls between the caller's sequence sample
  * and its retry check, and the caller installs the atomic entries itself.
  *
- * Migrations need no exception. They invalidate the whole range, also the
- * pages that stay put; afterwards the migrating context maps what lives in
- * its device memory again through hmm_range_fault(), like any fault.
+ * A migration into device memory tags its invalidation with the context
+ * as well (pgmap_owner names no pages when only system memory is
+ * selected). The callback treats it like any other, but counts every other
+ * invalidation in foreign_seq. The migrating context reads foreign_seq, lets
+ * mmu_interval_read_begin() wait out invalidations under way, and collects:
+ * if foreign_seq is unchanged between migrate_vma_pages() and
+ * migrate_vma_finalize(), nothing but the migration itself has touched the
+ * range since, and each page that moved will be mapped by its destination,
+ * so the context maps the destinations straight from dst[]. An invalidation
+ * after that check removes them like any entry. Pages that were in device
+ * memory already, or any page when the check fails, are faulted in through
+ * hmm_range_fault() afterwards.
  */
 #include <linux/cdev.h>
 #include <linux/device.h>
@@ -59,6 +68,7 @@
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/shrinker.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
@@ -114,6 +124,7 @@ enum dmirror_stat {
 	DMIRROR_CPU_FAULTS,
 	DMIRROR_DEVICE_FAULTS,
 	DMIRROR_ALLOC_FAILURES,
+	DMIRROR_BACKING_CACHED,
 	DMIRROR_NR_STATS,
 };
 
@@ -127,8 +138,10 @@ struct dmirror_device {
 	struct dmirror_chunk	*chunks[DMIRROR_MAX_CHUNKS];
 	unsigned int		nr_chunks;
 
-	spinlock_t		free_lock;	/* protects free_pages */
+	spinlock_t		free_lock;	/* protects the free lists */
 	struct page		*free_pages;	/* linked by zone_device_data */
+	struct page		*free_backed;	/* private: free, backing kept */
+	unsigned long		nr_backed;	/* on free_backed */
 
 	atomic_long_t		stats[DMIRROR_NR_STATS];
 };
@@ -148,6 +161,8 @@ struct dmirror {
 	struct xarray			pt;		/* leaf tables, by PT index */
 	struct page			*spare_leaf[2];	/* zeroed, for pt_lock holders */
 	unsigned long			flags;	/* HMM_DMIRROR_FLAG_* armed */
+	/* invalidations other than our own migrations, under pt_lock */
+	unsigned long			foreign_seq;
 };
 
 static struct dmirror_device *dmirror_devices[DMIRROR_NR_DEVICES];
@@ -210,32 +225,60 @@ static struct page *dmirror_data_page(struct page *page)
 	return page;
 }
 
-static void dmirror_free_push(struct dmirror_device *mdevice, struct page *page)
+/*
+ * Free device pages sit on one of two lists, linked by zone_device_data:
+ * free_pages, and for private memory free_backed, the pages that still
+ * have their backing system page. A private page keeps its backing when
+ * it is freed, as a real device keeps its memory, so that the next
+ * migration into the device need not allocate one; dmirror_shrinker gives
+ * the backing of free pages back when the system runs short of memory.
+ */
+static void dmirror_free_push(struct dmirror_device *mdevice, struct page *page,
+			      bool backed)
 {
 	spin_lock(&mdevice->free_lock);
-	page->zone_device_data = mdevice->free_pages;
-	mdevice->free_pages = page;
+	if (backed) {
+		page->zone_device_data = mdevice->free_backed;
+		mdevice->free_backed = page;
+		mdevice->nr_backed++;
+	} else {
+		page->zone_device_data = mdevice->free_pages;
+		mdevice->free_pages = page;
+	}
 	spin_unlock(&mdevice->free_lock);
 }
 
-/* Take up to @n pages off the free list into @pages; returns how many. */
+/*
+ * Take up to @n pages off a free list (free_backed if @backed) into @pages;
+ * returns how many.
+ */
 static unsigned long dmirror_free_pop(struct dmirror_device *mdevice,
-				      struct page **pages, unsigned long n)
+				      struct page **pages, unsigned long n,
+				      bool backed)
 {
+	struct page **head = backed ? &mdevice->free_backed : &mdevice->free_pages;
 	unsigned long got = 0;
 	struct page *page;
 
 	spin_lock(&mdevice->free_lock);
-	while (got < n && (page = mdevice->free_pages)) {
-		mdevice->free_pages = page->zone_device_data;
+	while (got < n && (page = *head)) {
+		*head = page->zone_device_data;
 		pages[got++] = page;
 	}
+	if (backed)
+		mdevice->nr_backed -= got;
 	spin_unlock(&mdevice->free_lock);
 	return got;
 }
 
+/* Once none of its pages is in use. */
 static void dmirror_chunk_destroy(struct dmirror_chunk *chunk)
 {
+	unsigned long i;
+
+	for (i = 0; chunk->backing && i < DMIRROR_CHUNK_PAGES; i++)
+		if (chunk->backing[i])
+			__free_page(chunk->backing[i]);
 	if (chunk->res)
 		release_mem_region(chunk->res->start, resource_size(chunk->res));
 	kvfree(chunk->backing);
@@ -301,7 +344,7 @@ static int dmirror_grow(struct dmirror_device *mdevice)
 
 	first = PHYS_PFN(base);
 	for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;)
-		dmirror_free_push(mdevice, pfn_to_page(pfn));
+		dmirror_free_push(mdevice, pfn_to_page(pfn), false);
 	dmirror_count(mdevice, DMIRROR_DEV_PAGES_TOTAL, DMIRROR_CHUNK_PAGES);
 	goto out;
 
@@ -317,40 +360,44 @@ out:
  * Allocate @n device pages for @dmirror into @pages, each returned locked
  * with one reference as migrate_vma_pages() wants its destination pages,
  * and backed by a system page for private memory (@data: room for @n).
- * All or nothing: returns 0, or -ENOMEM with nothing allocated. The system
- * pages come from the bulk allocator and the device pages off the free list
- * under one lock.
+ * All or nothing: returns 0, or -ENOMEM with nothing allocated. Private
+ * pages that kept their backing go first; the others get theirs from the
+ * bulk allocator.
  */
 static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
 			       struct page **data, unsigned long n)
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
 	bool private = mdevice->type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
-	unsigned long i, got = 0;
+	unsigned long i, backed = 0, got, need;
 
 	if (WARN_ON_ONCE(n > DMIRROR_MIGRATE_BATCH))
 		return -ENOMEM;
 	memset(data, 0, n * sizeof(*data));
+	got = 0;
 	if (test_and_clear_bit(DMIRROR_FAIL_ALLOC, &dmirror->flags))
 		goto fail;
 
-	if (private && alloc_pages_bulk_array(GFP_HIGHUSER, n, data) < n) {
-		for (i = 0; i < n; i++) {
+	if (private)
+		backed = got = dmirror_free_pop(mdevice, pages, n, true);
+	while (got < n) {
+		got += dmirror_free_pop(mdevice, pages + got, n - got, false);
+		if (got < n && dmirror_grow(mdevice))
+			goto fail;
+	}
+	need = private ? n - backed : 0;
+	if (need && alloc_pages_bulk_array(GFP_HIGHUSER, need, data) < need) {
+		for (i = 0; i < need; i++) {
 			if (!data[i])
 				data[i] = alloc_page(GFP_HIGHUSER);
 			if (!data[i])
 				goto fail;
 		}
 	}
-	while (got < n) {
-		got += dmirror_free_pop(mdevice, pages + got, n - got);
-		if (got < n && dmirror_grow(mdevice))
-			goto fail;
-	}
 	for (i = 0; i < n; i++) {
-		if (private)
+		if (i >= backed && private)
 			dmirror_page_chunk(pages[i])->backing[dmirror_page_index(pages[i])] =
-				data[i];
+				data[i - backed];
 		zone_device_page_init(pages[i]);
 	}
 	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, n);
@@ -360,12 +407,15 @@ fail:
 	for (i = 0; i < n; i++)
 		if (data[i])
 			__free_page(data[i]);
-	while (got)
-		dmirror_free_push(mdevice, pages[--got]);
+	while (got) {
+		got--;
+		dmirror_free_push(mdevice, pages[got], got < backed);
+	}
 	dmirror_count(mdevice, DMIRROR_ALLOC_FAILURES, 1);
 	return -ENOMEM;
 }
 
+/* The last reference is gone: the page is free, its backing stays. */
 static void dmirror_page_free(struct page *page)
 {
 	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
@@ -374,14 +424,54 @@ static void dmirror_page_free(struct page *page)
 	/* The last reference goes with the last mapping. */
 	VM_WARN_ON_ONCE_PAGE(page_mapped(page), page);
 
-	if (chunk->backing) {
-		unsigned long i = dmirror_page_index(page);
-
-		__free_page(chunk->backing[i]);
-		chunk->backing[i] = NULL;
-	}
 	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, -1);
-	dmirror_free_push(mdevice, page);
+	dmirror_free_push(mdevice, page, chunk->backing != NULL);
+}
+
+static struct shrinker *dmirror_shrinker;
+
+static unsigned long dmirror_shrink_count(struct shrinker *shrinker,
+					  struct shrink_control *sc)
+{
+	unsigned long n = 0;
+	unsigned int id;
+
+	for (id = 0; id < DMIRROR_NR_PRIVATE; id++)
+		if (dmirror_devices[id])
+			n += READ_ONCE(dmirror_devices[id]->nr_backed);
+	return n ?: SHRINK_EMPTY;
+}
+
+/* Free the backing of up to sc->nr_to_scan free private pages. */
+static unsigned long dmirror_shrink_scan(struct shrinker *shrinker,
+					 struct shrink_control *sc)
+{
+	struct dmirror_device *mdevice;
+	struct page *pages[64];
+	unsigned long freed = 0, got, i;
+	unsigned int id;
+
+	for (id = 0; id < DMIRROR_NR_PRIVATE; id++) {
+		mdevice = dmirror_devices[id];
+		while (mdevice && freed < sc->nr_to_scan) {
+			got = dmirror_free_pop(mdevice, pages,
+					       min_t(unsigned long, ARRAY_SIZE(pages),
+						     sc->nr_to_scan - freed),
+					       true);
+			if (!got)
+				break;
+			for (i = 0; i < got; i++) {
+				struct dmirror_chunk *chunk = dmirror_page_chunk(pages[i]);
+				unsigned long index = dmirror_page_index(pages[i]);
+
+				__free_page(chunk->backing[index]);
+				chunk->backing[index] = NULL;
+				dmirror_free_push(mdevice, pages[i], false);
+			}
+			freed += got;
+		}
+	}
+	return freed ?: SHRINK_STOP;
 }
 
 /* ---- the mirror page table -------------------------------------------- */
@@ -635,6 +725,8 @@ static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
 		return false;
 
 	mmu_interval_set_seq(mni, cur_seq);
+	if (range->event != MMU_NOTIFY_MIGRATE || range->owner != dmirror)
+		dmirror->foreign_seq++;
 	dmirror_pt_zap(dmirror, range->start, range->end);
 	mutex_unlock(&dmirror->pt_lock);
 	return true;
@@ -1108,11 +1200,37 @@ static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *a
 }
 
 /*
+ * Fill @pfns with the mirror's entries for [start, end) as hmm_range_fault()
+ * would report them, if every page there is mirrored; else return false.
+ */
+static bool dmirror_pt_pfns(struct dmirror *dmirror, unsigned long start,
+			    unsigned long end, unsigned long *pfns)
+{
+	unsigned long addr, entry, *leaf = NULL;
+
+	lockdep_assert_held(&dmirror->pt_lock);
+	for (addr = start; addr < end; addr += PAGE_SIZE, pfns++) {
+		if (!leaf || !dmirror_pt_slot(addr)) {
+			leaf = dmirror_leaf(dmirror, addr);
+			if (!leaf)
+				return false;
+		}
+		entry = leaf[dmirror_pt_slot(addr)];
+		if (!entry)
+			return false;
+		*pfns = entry >> DPTE_SHIFT | HMM_PFN_VALID |
+			(entry & DPTE_WRITE ? HMM_PFN_WRITE : 0);
+	}
+	return true;
+}
+
+/*
  * The outcome of a migration into device memory, as the device sees it:
  * map every page of [start, end) that now lives in this device's memory,
  * whether it just moved or was there already, count it in cmd->cpages and
- * copy the range to the user buffer. Returns -ENOENT if some page is not in
- * this device's memory.
+ * copy the range to the user buffer. Runs of pages the migration mapped
+ * are read from the mirror; the others are faulted in. Returns -ENOENT if
+ * some page is not in this device's memory.
  */
 static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			       unsigned long start, unsigned long end)
@@ -1134,14 +1252,19 @@ static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *
 	for (addr = start; addr < end; addr = range.end) {
 		range.start = addr;
 		range.end = min(end, addr + DMIRROR_BATCH * PAGE_SIZE);
-		ret = dmirror_range_lock(dmirror, &range);
-		if (ret)
-			break;
+		/* What the migration mapped already needs no fault. */
+		mutex_lock(&dmirror->pt_lock);
+		if (!dmirror_pt_pfns(dmirror, addr, range.end, pfns)) {
+			mutex_unlock(&dmirror->pt_lock);
+			ret = dmirror_range_lock(dmirror, &range);
+			if (ret)
+				break;
+			/* A failed store only costs a device fault later. */
+			dmirror_pt_store(dmirror, addr, pfns,
+					 (range.end - addr) >> PAGE_SHIFT, dmirror->mdevice);
+		}
 		gap = false;
 		user_fault = false;
-		/* A failed store only costs a device fault later. */
-		dmirror_pt_store(dmirror, addr, pfns, (range.end - addr) >> PAGE_SHIFT,
-				 dmirror->mdevice);
 		for (i = 0, n = 0; addr + i * PAGE_SIZE < range.end; i++) {
 			struct page *page = hmm_pfn_to_page(pfns[i]);
 			char __user *ubuf = uptr + (addr - start) + i * PAGE_SIZE;
@@ -1187,6 +1310,33 @@ static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *
 	return ret ?: missing ? -ENOENT : 0;
 }
 
+/*
+ * Map in the mirror the destinations of the pages that moved in @args, if
+ * no invalidation but our own migration's has come since foreign_seq read
+ * @fseq (see the top). Called between migrate_vma_pages() and
+ * migrate_vma_finalize(), when what moved is final. A leaf that cannot be
+ * had without sleeping only leaves entries out.
+ */
+static void dmirror_map_moved(struct dmirror *dmirror, struct migrate_vma *args,
+			      unsigned long fseq)
+{
+	unsigned long i, addr, index = 0, *leaf = NULL;
+
+	mutex_lock(&dmirror->pt_lock);
+	for (i = 0, addr = args->start; dmirror->foreign_seq == fseq &&
+	     i < args->npages; i++, addr += PAGE_SIZE) {
+		struct page *dpage = migrate_pfn_to_page(args->dst[i]);
+
+		if (!dpage || !(args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (!dmirror_leaf_follow(dmirror, addr, &leaf, &index))
+			break;
+		dmirror_pt_set(leaf, addr, dpte_make(dpage, args->src[i] & MIGRATE_PFN_WRITE ?
+						      DPTE_WRITE : 0));
+	}
+	mutex_unlock(&dmirror->pt_lock);
+}
+
 static unsigned long dmirror_count_moved(unsigned long *src, unsigned long *dst,
 					 unsigned long npages)
 {
@@ -1212,10 +1362,10 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct dmirror_migrate_buf *buf;
 	struct migrate_vma args = {
-		.pgmap_owner = dmirror->mdevice,
+		.pgmap_owner = dmirror,		/* tags our invalidation */
 		.flags = MIGRATE_VMA_SELECT_SYSTEM,
 	};
-	unsigned long addr, next, moved;
+	unsigned long addr, next, moved, fseq;
 	int ret;
 
 	ret = dmirror_check_vmas(mm, start, end);
@@ -1228,6 +1378,10 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 	args.dst = buf->dst;
 
 	for (addr = start; addr < end; addr = next) {
+		mutex_lock(&dmirror->pt_lock);
+		fseq = dmirror->foreign_seq;
+		mutex_unlock(&dmirror->pt_lock);
+		mmu_interval_read_begin(&dmirror->notifier);
 		mmap_read_lock(mm);
 		args.vma = vma_lookup(mm, addr);
 		if (!args.vma || !(args.vma->vm_flags & VM_READ)) {
@@ -1246,6 +1400,7 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 		}
 		ret = dmirror_fill_dev_pages(dmirror, &args, buf);
 		migrate_vma_pages(&args);
+		dmirror_map_moved(dmirror, &args, fseq);
 		moved = dmirror_count_moved(args.src, args.dst, args.npages);
 		migrate_vma_finalize(&args);
 		mmap_read_unlock(mm);
@@ -1791,9 +1946,11 @@ static ssize_t dmirror_stat_show(struct device *dev, struct device_attribute *at
 {
 	struct dmirror_device *mdevice = container_of(dev, struct dmirror_device, dev);
 	struct dev_ext_attribute *ea = container_of(attr, struct dev_ext_attribute, attr);
+	uintptr_t stat = (uintptr_t)ea->var;
 
-	return sysfs_emit(buf, "%ld\n",
-			  atomic_long_read(&mdevice->stats[(uintptr_t)ea->var]));
+	if (stat == DMIRROR_BACKING_CACHED)
+		return sysfs_emit(buf, "%lu\n", READ_ONCE(mdevice->nr_backed));
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&mdevice->stats[stat]));
 }
 
 #define DMIRROR_STAT_ATTR(_name, _stat)					\
@@ -1809,6 +1966,7 @@ DMIRROR_STAT_ATTR(migrated_to_sys, DMIRROR_MIGRATED_TO_SYS);
 DMIRROR_STAT_ATTR(cpu_faults, DMIRROR_CPU_FAULTS);
 DMIRROR_STAT_ATTR(device_faults, DMIRROR_DEVICE_FAULTS);
 DMIRROR_STAT_ATTR(alloc_failures, DMIRROR_ALLOC_FAILURES);
+DMIRROR_STAT_ATTR(backing_cached, DMIRROR_BACKING_CACHED);
 
 static struct attribute *dmirror_stat_attrs[] = {
 	&dmirror_attr_dev_pages_total.attr.attr,
@@ -1818,6 +1976,7 @@ static struct attribute *dmirror_stat_attrs[] = {
 	&dmirror_attr_cpu_faults.attr.attr,
 	&dmirror_attr_device_faults.attr.attr,
 	&dmirror_attr_alloc_failures.attr.attr,
+	&dmirror_attr_backing_cached.attr.attr,
 	NULL,
 };
 
@@ -1890,6 +2049,8 @@ static void dmirror_remove_all(void)
 {
 	unsigned int id;
 
+	shrinker_free(dmirror_shrinker);
+	dmirror_shrinker = NULL;
 	for (id = 0; id < DMIRROR_NR_DEVICES; id++) {
 		if (dmirror_devices[id])
 			dmirror_device_remove(dmirror_devices[id]);
@@ -1931,6 +2092,14 @@ static int __init hmm_dmirror_init(void)
 			return ret;
 		}
 	}
+	dmirror_shrinker = shrinker_alloc(0, "hmm_dmirror");
+	if (!dmirror_shrinker) {
+		dmirror_remove_all();
+		return -ENOMEM;
+	}
+	dmirror_shrinker->count_objects = dmirror_shrink_count;
+	dmirror_shrinker->scan_objects = dmirror_shrink_scan;
+	shrinker_register(dmirror_shrinker);
 	pr_info("HMM test driver loaded\n");
 	return 0;
 }

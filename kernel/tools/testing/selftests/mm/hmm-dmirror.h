@@ -113,6 +113,7 @@ enum dmirror_stat {
 	ST_CPU_FAULTS,
 	ST_DEVICE_FAULTS,
 	ST_ALLOC_FAILURES,
+	ST_BACKING_CACHED,
 	NR_DMIRROR_STATS
 };
 
@@ -124,6 +125,7 @@ static const char *const dmirror_stat_file[NR_DMIRROR_STATS] = {
 	[ST_CPU_FAULTS]		= "cpu_faults",
 	[ST_DEVICE_FAULTS]	= "device_faults",
 	[ST_ALLOC_FAILURES]	= "alloc_failures",
+	[ST_BACKING_CACHED]	= "backing_cached",
 };
 
 struct dmirror_stats {
