@@ -216,12 +216,13 @@ static unsigned long dmirror_page_index(struct page *page)
 
 /*
  * The page holding the bytes of @page: a private device page stands for a
- * system page the driver allocated; anything else is CPU addressable.
+ * system page the driver allocated, which zone_device_data names while the
+ * page is in use; anything else is CPU addressable.
  */
 static struct page *dmirror_data_page(struct page *page)
 {
 	if (is_device_private_page(page) && page->pgmap->ops == &dmirror_pgmap_ops)
-		return dmirror_page_chunk(page)->backing[dmirror_page_index(page)];
+		return page->zone_device_data;
 	return page;
 }
 
@@ -395,9 +396,14 @@ static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
 		}
 	}
 	for (i = 0; i < n; i++) {
-		if (i >= backed && private)
-			dmirror_page_chunk(pages[i])->backing[dmirror_page_index(pages[i])] =
-				data[i - backed];
+		struct page **backing = private ?
+			&dmirror_page_chunk(pages[i])->backing[dmirror_page_index(pages[i])] :
+			NULL;
+
+		if (backing && i >= backed)
+			*backing = data[i - backed];
+		/* In use, zone_device_data names the backing (free: the next). */
+		pages[i]->zone_device_data = backing ? *backing : NULL;
 		zone_device_page_init(pages[i]);
 	}
 	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, n);
@@ -1311,30 +1317,35 @@ static int dmirror_device_view(struct dmirror *dmirror, struct hmm_dmirror_cmd *
 }
 
 /*
- * Map in the mirror the destinations of the pages that moved in @args, if
- * no invalidation but our own migration's has come since foreign_seq read
- * @fseq (see the top). Called between migrate_vma_pages() and
- * migrate_vma_finalize(), when what moved is final. A leaf that cannot be
- * had without sleeping only leaves entries out.
+ * Count the pages that moved in @args, and map their destinations in the
+ * mirror if no invalidation but our own migration's has come since
+ * foreign_seq read @fseq (see the top). Called between migrate_vma_pages()
+ * and migrate_vma_finalize(), when what moved is final. A leaf that cannot
+ * be had without sleeping only leaves entries out.
  */
-static void dmirror_map_moved(struct dmirror *dmirror, struct migrate_vma *args,
-			      unsigned long fseq)
+static unsigned long dmirror_map_moved(struct dmirror *dmirror,
+				       struct migrate_vma *args, unsigned long fseq)
 {
-	unsigned long i, addr, index = 0, *leaf = NULL;
+	unsigned long i, addr, moved = 0, index = 0, *leaf = NULL;
+	bool map;
 
 	mutex_lock(&dmirror->pt_lock);
-	for (i = 0, addr = args->start; dmirror->foreign_seq == fseq &&
-	     i < args->npages; i++, addr += PAGE_SIZE) {
+	map = dmirror->foreign_seq == fseq;
+	for (i = 0, addr = args->start; i < args->npages; i++, addr += PAGE_SIZE) {
 		struct page *dpage = migrate_pfn_to_page(args->dst[i]);
 
 		if (!dpage || !(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (!dmirror_leaf_follow(dmirror, addr, &leaf, &index))
-			break;
-		dmirror_pt_set(leaf, addr, dpte_make(dpage, args->src[i] & MIGRATE_PFN_WRITE ?
-						      DPTE_WRITE : 0));
+		moved++;
+		if (map && !dmirror_leaf_follow(dmirror, addr, &leaf, &index))
+			map = false;
+		if (map)
+			dmirror_pt_set(leaf, addr,
+				       dpte_make(dpage, args->src[i] & MIGRATE_PFN_WRITE ?
+						 DPTE_WRITE : 0));
 	}
 	mutex_unlock(&dmirror->pt_lock);
+	return moved;
 }
 
 static unsigned long dmirror_count_moved(unsigned long *src, unsigned long *dst,
@@ -1400,8 +1411,7 @@ static int dmirror_migrate_to_dev(struct dmirror *dmirror,
 		}
 		ret = dmirror_fill_dev_pages(dmirror, &args, buf);
 		migrate_vma_pages(&args);
-		dmirror_map_moved(dmirror, &args, fseq);
-		moved = dmirror_count_moved(args.src, args.dst, args.npages);
+		moved = dmirror_map_moved(dmirror, &args, fseq);
 		migrate_vma_finalize(&args);
 		mmap_read_unlock(mm);
 		dmirror_count(dmirror->mdevice, DMIRROR_MIGRATED_TO_DEV, moved);

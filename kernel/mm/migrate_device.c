@@ -843,8 +843,12 @@ static bool mdev_move(struct folio *folio, struct page *newpage, int extra)
 	    !folio_is_device_private(newfolio) &&
 	    !folio_is_device_coherent(newfolio))
 		return false;
-	if (folio_nr_pages(folio) != folio_nr_pages(newfolio) ||
-	    folio_mapping(folio))
+	/*
+	 * Collection takes only anonymous folios outside the swap cache, and
+	 * a locked, isolated folio cannot enter it: no mapping to move.
+	 */
+	VM_WARN_ON_ONCE_FOLIO(folio_mapping(folio), folio);
+	if (folio_nr_pages(folio) != folio_nr_pages(newfolio))
 		return false;
 	if (folio_migrate_mapping(NULL, newfolio, folio, extra) !=
 	    MIGRATEPAGE_SUCCESS)
@@ -1040,9 +1044,10 @@ static void mdev_remap_pte(struct vm_area_struct *vma, unsigned long addr,
 /*
  * Put back every MDEV_PFN_LOCAL entry of @migrate: one pte lock per PMD, no
  * rmap walk. Entries done lose MDEV_PFN_UNMAPPED; any left (no page table
- * found) go through remove_migration_ptes() as usual.
+ * found) go through remove_migration_ptes() as usual. With @to_lru, a new
+ * system page goes on the LRU just before it is mapped.
  */
-static void mdev_remap_local(struct migrate_vma *migrate)
+static void mdev_remap_local(struct migrate_vma *migrate, bool to_lru)
 {
 	struct vm_area_struct *vma = migrate->vma;
 	unsigned long *src = migrate->src, *dst = migrate->dst;
@@ -1073,6 +1078,8 @@ static void mdev_remap_local(struct migrate_vma *migrate)
 				continue;
 			if (!(src[i] & MIGRATE_PFN_MIGRATE) || !newpage)
 				newpage = page;
+			else if (to_lru && !is_zone_device_page(newpage))
+				folio_add_lru(page_folio(newpage));
 			mdev_remap_pte(vma, addr, ptep, newpage,
 				       page_to_pfn(page));
 			src[i] &= ~(MDEV_PFN_LOCAL | MDEV_PFN_UNMAPPED);
@@ -1135,16 +1142,17 @@ static void mdev_finalize_part(unsigned long *mpfn, struct page *newpage)
 static void mdev_finalize(unsigned long *src, unsigned long *dst,
 			  unsigned long npages, struct migrate_vma *migrate)
 {
-	bool to_lru = false;
+	bool to_lru = false, each = migrate && !(migrate->vma->vm_flags & VM_LOCKED);
 	unsigned long i;
 
 	/*
 	 * New system pages go on the LRU (through this CPU's batch) before
-	 * they are mapped, as in migrate.c. Mapping a page in an mlocked VMA
-	 * mlocks it, which is exact only for a page already on the LRU: drain
-	 * the batch there, and when evicting by pfn, with no VMA to look at.
+	 * they are mapped, as in migrate.c: each one just before, in a VMA
+	 * (@each). Mapping a page in an mlocked VMA mlocks it, which is exact
+	 * only for a page already on the LRU: there, and when evicting by
+	 * pfn, with no VMA to look at, all go first and the batch is drained.
 	 */
-	for (i = 0; i < npages; i++) {
+	for (i = 0; !each && i < npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(dst[i]);
 
 		if ((src[i] & MIGRATE_PFN_VALID) &&
@@ -1154,10 +1162,10 @@ static void mdev_finalize(unsigned long *src, unsigned long *dst,
 			to_lru = true;
 		}
 	}
-	if (to_lru && (!migrate || (migrate->vma->vm_flags & VM_LOCKED)))
+	if (to_lru)
 		lru_add_drain();
 	if (migrate)
-		mdev_remap_local(migrate);
+		mdev_remap_local(migrate, each);
 
 	for (i = 0; i < npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(dst[i]);
@@ -1188,8 +1196,12 @@ static void mdev_finalize(unsigned long *src, unsigned long *dst,
 		}
 
 		newfolio = page_folio(newpage);
-		if (src[i] & MDEV_PFN_UNMAPPED)
+		if (src[i] & MDEV_PFN_UNMAPPED) {
+			/* In a VMA, a moved page is mapped when it is collected. */
+			if (each && !folio_is_zone_device(newfolio))
+				folio_add_lru(newfolio);
 			remove_migration_ptes(folio, newfolio, 0);
+		}
 		if (src[i] & MDEV_PFN_ANON_REF)
 			put_anon_vma(folio_anon_vma(newfolio));
 		src[i] &= ~MDEV_PFN_PRIVATE;
