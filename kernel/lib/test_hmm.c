@@ -380,7 +380,8 @@ static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
 		goto fail;
 
 	if (private)
-		backed = got = dmirror_free_pop(mdevice, pages, n, true);
+		backed = dmirror_free_pop(mdevice, pages, n, true);
+	got = backed;
 	while (got < n) {
 		got += dmirror_free_pop(mdevice, pages + got, n - got, false);
 		if (got < n && dmirror_grow(mdevice))
@@ -431,7 +432,7 @@ static void dmirror_page_free(struct page *page)
 	VM_WARN_ON_ONCE_PAGE(page_mapped(page), page);
 
 	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, -1);
-	dmirror_free_push(mdevice, page, chunk->backing != NULL);
+	dmirror_free_push(mdevice, page, !!chunk->backing);
 }
 
 static struct shrinker *dmirror_shrinker;
