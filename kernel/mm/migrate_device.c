@@ -310,8 +310,12 @@ static bool mdev_collect_pte(struct mdev_collect *mc, pte_t *ptep,
 			folio_put(folio);
 			return true;
 		}
+		/*
+		 * Anonymous and outside the swap cache, the folio has no
+		 * mapping to tell: folio_mark_dirty() would only set the flag.
+		 */
 		if (pte_dirty(pte))
-			folio_mark_dirty(folio);
+			folio_set_dirty(folio);
 	}
 
 	set_pte_at(mm, addr, ptep,
@@ -828,9 +832,15 @@ busy:
 }
 
 /*
- * Move the identity of @page to @newpage: mapping, index, page flags and the
- * memcg charge. @extra counts references the caller of the whole migration
- * holds besides ours (the fault page).
+ * Move the identity of the order-0 @folio to @newpage: mapping, index, page
+ * flags and the memcg charge. @extra counts references the caller of the
+ * whole migration holds besides ours (the fault page).
+ *
+ * Collection takes only anonymous folios outside the swap cache, and a
+ * locked, unmapped, isolated folio cannot enter it: there is no mapping to
+ * move, so of folio_migrate_mapping() only its reference check and the three
+ * fields it copies apply, done here as mdev_move_part() does for the pages of
+ * a THP, without the generic expected-count arithmetic.
  */
 static bool mdev_move(struct folio *folio, struct page *newpage, int extra)
 {
@@ -838,21 +848,20 @@ static bool mdev_move(struct folio *folio, struct page *newpage, int extra)
 
 	/* A destination is a fresh page: no owner, no charge yet. */
 	VM_WARN_ON_ONCE_FOLIO(newfolio->mapping || folio_memcg(newfolio), newfolio);
-
-	if (folio_is_zone_device(newfolio) &&
-	    !folio_is_device_private(newfolio) &&
-	    !folio_is_device_coherent(newfolio))
-		return false;
-	/*
-	 * Collection takes only anonymous folios outside the swap cache, and
-	 * a locked, isolated folio cannot enter it: no mapping to move.
-	 */
 	VM_WARN_ON_ONCE_FOLIO(folio_mapping(folio), folio);
-	if (folio_nr_pages(folio) != folio_nr_pages(newfolio))
+
+	if (folio_test_large(newfolio) ||
+	    (folio_is_zone_device(newfolio) &&
+	     !folio_is_device_private(newfolio) &&
+	     !folio_is_device_coherent(newfolio)))
 		return false;
-	if (folio_migrate_mapping(NULL, newfolio, folio, extra) !=
-	    MIGRATEPAGE_SUCCESS)
+	/* Nobody may have taken a reference since collection. */
+	if (folio_mapped(folio) || folio_ref_count(folio) != 1 + extra)
 		return false;
+	newfolio->index = folio->index;
+	newfolio->mapping = folio->mapping;
+	if (folio_test_swapbacked(folio))
+		__folio_set_swapbacked(newfolio);
 	folio_migrate_flags(newfolio, folio);
 	return true;
 }
@@ -1042,6 +1051,54 @@ static void mdev_remap_pte(struct vm_area_struct *vma, unsigned long addr,
 }
 
 /*
+ * A lruvec lock kept over a run of LRU additions, as vmscan keeps it,
+ * and given up every SWAP_CLUSTER_MAX folios so that interrupts
+ * are not kept off long.
+ */
+struct mdev_lru {
+	struct lruvec *lruvec;	/* locked, or NULL */
+	unsigned int nr;	/* folios since it was taken */
+};
+
+static void mdev_lru_unlock(struct mdev_lru *lru)
+{
+	if (lru->lruvec)
+		unlock_page_lruvec_irq(lru->lruvec);
+	lru->lruvec = NULL;
+	lru->nr = 0;
+}
+
+/* Hold the lock of the lruvec @folio goes on. */
+static struct lruvec *mdev_lru_lock(struct mdev_lru *lru, struct folio *folio)
+{
+	if (lru->nr == SWAP_CLUSTER_MAX)
+		mdev_lru_unlock(lru);
+	lru->nr++;
+	lru->lruvec = folio_lruvec_relock_irq(folio, lru->lruvec);
+	return lru->lruvec;
+}
+
+/*
+ * Put the new system folio @folio on the LRU before it is mapped, as
+ * folio_add_lru() would, but under the lruvec lock @lru keeps from one folio
+ * to the next rather than through the per-CPU batch and its extra
+ * reference, as vmscan's move_folios_to_lru() does.
+ * An anonymous folio outside the swap cache has no mapping that could make
+ * it unevictable; one that is mlocked, or was unevictable where it came
+ * from, takes the generic way, which sorts it out.
+ */
+static void mdev_lru_add(struct folio *folio, struct mdev_lru *lru)
+{
+	if (unlikely(folio_test_mlocked(folio) || folio_test_unevictable(folio))) {
+		mdev_lru_unlock(lru);
+		folio_add_lru(folio);
+		return;
+	}
+	lruvec_add_folio(mdev_lru_lock(lru, folio), folio);
+	folio_set_lru(folio);
+}
+
+/*
  * Put back every MDEV_PFN_LOCAL entry of @migrate: one pte lock per PMD, no
  * rmap walk. Entries done lose MDEV_PFN_UNMAPPED; any left (no page table
  * found) go through remove_migration_ptes() as usual. With @to_lru, a new
@@ -1051,6 +1108,7 @@ static void mdev_remap_local(struct migrate_vma *migrate, bool to_lru)
 {
 	struct vm_area_struct *vma = migrate->vma;
 	unsigned long *src = migrate->src, *dst = migrate->dst;
+	struct mdev_lru lru = { };
 	unsigned long i = 0, addr, end;
 	pte_t *first, *ptep;
 	spinlock_t *ptl;	/* pte lock */
@@ -1079,11 +1137,12 @@ static void mdev_remap_local(struct migrate_vma *migrate, bool to_lru)
 			if (!(src[i] & MIGRATE_PFN_MIGRATE) || !newpage)
 				newpage = page;
 			else if (to_lru && !is_zone_device_page(newpage))
-				folio_add_lru(page_folio(newpage));
+				mdev_lru_add(page_folio(newpage), &lru);
 			mdev_remap_pte(vma, addr, ptep, newpage,
 				       page_to_pfn(page));
 			src[i] &= ~(MDEV_PFN_LOCAL | MDEV_PFN_UNMAPPED);
 		}
+		mdev_lru_unlock(&lru);
 		if (vma->vm_flags & VM_LOCKED)
 			mlock_drain_local();
 		pte_unmap_unlock(first, ptl);
