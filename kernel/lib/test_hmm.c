@@ -139,7 +139,7 @@ struct dmirror_device {
 	unsigned int		nr_chunks;
 
 	spinlock_t		free_lock;	/* protects the free lists */
-	struct page		*free_pages;	/* linked by zone_device_data */
+	struct page		*free_pages;	/* linked by page->private */
 	struct page		*free_backed;	/* private: free, backing kept */
 	unsigned long		nr_backed;	/* on free_backed */
 
@@ -216,8 +216,8 @@ static unsigned long dmirror_page_index(struct page *page)
 
 /*
  * The page holding the bytes of @page: a private device page stands for a
- * system page the driver allocated, which zone_device_data names while the
- * page is in use; anything else is CPU addressable.
+ * system page the driver allocated, which zone_device_data names (NULL
+ * while a free page has none); anything else is CPU addressable.
  */
 static struct page *dmirror_data_page(struct page *page)
 {
@@ -227,23 +227,24 @@ static struct page *dmirror_data_page(struct page *page)
 }
 
 /*
- * Free device pages sit on one of two lists, linked by zone_device_data:
- * free_pages, and for private memory free_backed, the pages that still
- * have their backing system page. A private page keeps its backing when
- * it is freed, as a real device keeps its memory, so that the next
- * migration into the device need not allocate one; dmirror_shrinker gives
- * the backing of free pages back when the system runs short of memory.
+ * Free device pages sit on one of two lists, linked by page->private,
+ * which a free device page has no other use for: free_pages, and for
+ * private memory free_backed, the pages that still have their backing
+ * system page. A private page keeps its backing when it is freed, as a
+ * real device keeps its memory, so that the next migration into the
+ * device need not allocate one; dmirror_shrinker gives the backing of free
+ * pages back when the system runs short of memory.
  */
 static void dmirror_free_push(struct dmirror_device *mdevice, struct page *page,
 			      bool backed)
 {
 	spin_lock(&mdevice->free_lock);
 	if (backed) {
-		page->zone_device_data = mdevice->free_backed;
+		set_page_private(page, (unsigned long)mdevice->free_backed);
 		mdevice->free_backed = page;
 		mdevice->nr_backed++;
 	} else {
-		page->zone_device_data = mdevice->free_pages;
+		set_page_private(page, (unsigned long)mdevice->free_pages);
 		mdevice->free_pages = page;
 	}
 	spin_unlock(&mdevice->free_lock);
@@ -263,7 +264,8 @@ static unsigned long dmirror_free_pop(struct dmirror_device *mdevice,
 
 	spin_lock(&mdevice->free_lock);
 	while (got < n && (page = *head)) {
-		*head = page->zone_device_data;
+		*head = (struct page *)page_private(page);
+		set_page_private(page, 0);
 		pages[got++] = page;
 	}
 	if (backed)
@@ -344,8 +346,10 @@ static int dmirror_grow(struct dmirror_device *mdevice)
 	mdevice->chunks[mdevice->nr_chunks++] = chunk;
 
 	first = PHYS_PFN(base);
-	for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;)
+	for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;) {
+		pfn_to_page(pfn)->zone_device_data = NULL;
 		dmirror_free_push(mdevice, pfn_to_page(pfn), false);
+	}
 	dmirror_count(mdevice, DMIRROR_DEV_PAGES_TOTAL, DMIRROR_CHUNK_PAGES);
 	goto out;
 
@@ -397,14 +401,11 @@ static int dmirror_alloc_pages(struct dmirror *dmirror, struct page **pages,
 		}
 	}
 	for (i = 0; i < n; i++) {
-		struct page **backing = private ?
-			&dmirror_page_chunk(pages[i])->backing[dmirror_page_index(pages[i])] :
-			NULL;
-
-		if (backing && i >= backed)
-			*backing = data[i - backed];
-		/* In use, zone_device_data names the backing (free: the next). */
-		pages[i]->zone_device_data = backing ? *backing : NULL;
+		if (private && i >= backed) {
+			dmirror_page_chunk(pages[i])->backing[dmirror_page_index(pages[i])] =
+				data[i - backed];
+			pages[i]->zone_device_data = data[i - backed];
+		}
 		zone_device_page_init(pages[i]);
 	}
 	dmirror_count(mdevice, DMIRROR_DEV_PAGES_IN_USE, n);
@@ -473,6 +474,7 @@ static unsigned long dmirror_shrink_scan(struct shrinker *shrinker,
 
 				__free_page(chunk->backing[index]);
 				chunk->backing[index] = NULL;
+				pages[i]->zone_device_data = NULL;
 				dmirror_free_push(mdevice, pages[i], false);
 			}
 			freed += got;
@@ -515,8 +517,8 @@ static unsigned long dmirror_pt_get(struct dmirror *dmirror, unsigned long addr)
 	return leaf ? leaf[dmirror_pt_slot(addr)] : 0;
 }
 
-static void dmirror_pt_set(unsigned long *leaf, unsigned long addr,
-			   unsigned long dpte)
+static __always_inline void dmirror_pt_set(unsigned long *leaf,
+					   unsigned long addr, unsigned long dpte)
 {
 	unsigned long *slot = &leaf[dmirror_pt_slot(addr)];
 
@@ -685,7 +687,8 @@ static long dmirror_pt_set_pages(struct dmirror *dmirror, unsigned long addr,
 	return mapped;
 }
 
-static bool dmirror_owns(struct dmirror_device *mdevice, struct page *page)
+static __always_inline bool dmirror_owns(struct dmirror_device *mdevice,
+					 struct page *page)
 {
 	return (is_device_private_page(page) || is_device_coherent_page(page)) &&
 	       page->pgmap->owner == mdevice;
@@ -863,7 +866,8 @@ static void dmirror_written(struct page *page)
  * fault (see the top). Returns 0, or -EFAULT if the part of the buffer at
  * @ubuf is not mapped as the copy needs.
  */
-static int dmirror_copy_user(void *kaddr, char __user *ubuf, bool write)
+static __always_inline int dmirror_copy_user(void *kaddr, char __user *ubuf,
+					     bool write)
 {
 	unsigned long left;
 
@@ -1181,15 +1185,17 @@ static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *a
 	unsigned long step = test_and_clear_bit(DMIRROR_HALF_MIGRATE, &dmirror->flags) ?
 			     2 : 1;
 	struct page **pages = buf->pages;
-	unsigned long i, n = 0;
+	unsigned long i, n = 0, nr = args->cpages;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
-	for (i = step - 1; i < args->npages; i += step)
-		n += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
+	/* Setup counted the entries that move in cpages. */
+	if (step != 1)
+		for (i = step - 1, nr = 0; i < args->npages; i += step)
+			nr += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
 	/* Nothing is filled unless every page can be: the batch stays. */
-	if (n && dmirror_alloc_pages(dmirror, pages, buf->data, n))
+	if (nr && dmirror_alloc_pages(dmirror, pages, buf->data, nr))
 		return -ENOMEM;
-	for (i = step - 1, n = 0; i < args->npages; i += step) {
+	for (i = step - 1; i < args->npages && n < nr; i += step) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
 		struct page *dpage;
 
@@ -1202,6 +1208,13 @@ static int dmirror_fill_dev_pages(struct dmirror *dmirror, struct migrate_vma *a
 			clear_highpage(dmirror_data_page(dpage));
 		args->dst[i] = migrate_pfn(page_to_pfn(dpage)) |
 			       (args->src[i] & MIGRATE_PFN_WRITE);
+	}
+	/* Pages left over mean setup miscounted: give them back. */
+	if (WARN_ON_ONCE(n < nr)) {
+		for (; n < nr; n++) {
+			unlock_page(pages[n]);
+			put_page(pages[n]);
+		}
 	}
 	return 0;
 }
@@ -1446,12 +1459,14 @@ static bool dmirror_vma_local(struct vm_area_struct *vma)
 /*
  * Give each device page the core collected a system page with its content.
  * @vma is NULL when evicting by pfn. Returns the number of pages filled.
+ * @nr, with @bulk, is how many entries move: migrate_vma_setup()'s cpages,
+ * for a migration that selects no empty addresses.
  */
 static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *dst,
 					    unsigned long npages,
 					    struct vm_area_struct *vma,
 					    unsigned long start,
-					    struct page **bulk)
+					    struct page **bulk, unsigned long nr)
 {
 	unsigned long i, n = 0, nbulk = 0, filled = 0;
 
@@ -1460,8 +1475,7 @@ static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *d
 	 * allocator, into @bulk (room for @npages), if the caller gave one.
 	 */
 	if (vma && bulk && npages > 1 && dmirror_vma_local(vma)) {
-		for (i = 0; i < npages; i++)
-			n += migrate_pfn_to_page(src[i]) && (src[i] & MIGRATE_PFN_MIGRATE);
+		n = min(nr, npages);
 		memset(bulk, 0, n * sizeof(*bulk));
 		if (n > 1)
 			nbulk = alloc_pages_bulk_array_node(GFP_HIGHUSER_MOVABLE,
@@ -1487,6 +1501,11 @@ static unsigned long dmirror_fill_sys_pages(unsigned long *src, unsigned long *d
 		copy_highpage(dpage, dmirror_data_page(spage));
 		dst[i] = migrate_pfn(page_to_pfn(dpage));
 		filled++;
+	}
+	/* Pages left over mean @nr was wrong: give them back. */
+	if (WARN_ON_ONCE(n < nbulk)) {
+		for (; n < nbulk; n++)
+			__free_page(bulk[n]);
 	}
 	return filled;
 }
@@ -1535,7 +1554,7 @@ static long dmirror_migrate_home(struct dmirror *dmirror, unsigned long start,
 			break;
 		}
 		dmirror_fill_sys_pages(args.src, args.dst, args.npages, args.vma,
-				       addr, buf->pages);
+				       addr, buf->pages, args.cpages);
 		migrate_vma_pages(&args);
 		moved = dmirror_count_moved(args.src, args.dst, args.npages);
 		migrate_vma_finalize(&args);
@@ -1582,7 +1601,7 @@ static long dmirror_evict_chunk(struct dmirror_chunk *chunk)
 		return -ENOMEM;
 	}
 	migrate_device_range(src, PHYS_PFN(chunk->pgmap.range.start), npages);
-	dmirror_fill_sys_pages(src, dst, npages, NULL, 0, NULL);
+	dmirror_fill_sys_pages(src, dst, npages, NULL, 0, NULL, 0);
 	migrate_device_pages(src, dst, npages);
 	moved = dmirror_count_moved(src, dst, npages);
 	dmirror_count(chunk->mdevice, DMIRROR_MIGRATED_TO_SYS, moved);
@@ -1935,7 +1954,7 @@ static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
 	dmirror_count(mdevice, DMIRROR_CPU_FAULTS, 1);
 	if (migrate_vma_setup(&args))
 		return VM_FAULT_SIGBUS;
-	if (!dmirror_fill_sys_pages(&src, &dst, 1, vmf->vma, args.start, NULL) &&
+	if (!dmirror_fill_sys_pages(&src, &dst, 1, vmf->vma, args.start, NULL, 0) &&
 	    (src & MIGRATE_PFN_MIGRATE))
 		ret = VM_FAULT_OOM;
 	migrate_vma_pages(&args);
