@@ -85,10 +85,10 @@
 
 /*
  * During migrate_vma_setup(), dst[] is ours: the collect walk marks with
- * this value the entries it prepared completely, which mdev_prepare() then
- * skips. dst[] is cleared before setup returns.
+ * this value the entries it could not prepare completely, the only ones
+ * mdev_prepare() then looks at. dst[] is cleared before setup returns.
  */
-#define MDEV_DST_READY		1UL
+#define MDEV_DST_UNREADY	1UL
 
 /* Collect walk state: one per migrate_vma_setup() call. */
 struct mdev_collect {
@@ -328,10 +328,10 @@ static bool mdev_collect_pte(struct mdev_collect *mc, pte_t *ptep,
 		MDEV_PFN_UNMAPPED | MDEV_PFN_LOCAL |
 		(writable ? MIGRATE_PFN_WRITE : 0);
 	args->cpages++;
-	if (mdev_collect_ready(folio, page == args->fault_page))
-		args->dst[slot - args->src] = MDEV_DST_READY;
-	else
+	if (!mdev_collect_ready(folio, page == args->fault_page)) {
+		args->dst[slot - args->src] = MDEV_DST_UNREADY;
 		mc->unready++;
+	}
 	return true;
 }
 
@@ -410,6 +410,7 @@ static bool mdev_collect_whole(struct mdev_collect *mc, pmd_t *pmdp,
 		*mdev_slot(args, addr) = migrate_pfn(pfn) | flags;
 	args->cpages += PMD_SIZE >> PAGE_SHIFT;
 	/* Isolated by mdev_prepare(), from its first page's entry. */
+	args->dst[(start - args->start) >> PAGE_SHIFT] = MDEV_DST_UNREADY;
 	mc->unready++;
 	return true;
 
@@ -627,13 +628,14 @@ static int mdev_prepare_one(unsigned long *mpfn, struct page *fault_page,
 
 /*
  * Second half of collecting, for pages the walk could not finish alone or
- * that come from a pfn range; entries marked MDEV_DST_READY in @ready (if
- * given) are done already. Entries that cannot move are released and
- * cleared. Returns the number of entries that still move.
+ * that come from a pfn range: with @unready, only the entries it marks
+ * MDEV_DST_UNREADY need it, the others are done already. Entries that
+ * cannot move are released and cleared. Returns the number of entries that
+ * still move.
  */
 static unsigned long mdev_prepare(unsigned long *src, unsigned long npages,
 				  struct page *fault_page,
-				  const unsigned long *ready)
+				  const unsigned long *unready)
 {
 	unsigned long i, moving = 0;
 	bool drained = false;
@@ -646,7 +648,7 @@ static unsigned long mdev_prepare(unsigned long *src, unsigned long npages,
 		if (!(src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
 		if (!(src[i] & MIGRATE_PFN_VALID) ||
-		    (ready && ready[i] == MDEV_DST_READY)) {
+		    (unready && unready[i] != MDEV_DST_UNREADY)) {
 			moving++;
 			continue;
 		}
@@ -732,11 +734,12 @@ int migrate_vma_setup(struct migrate_vma *args)
 	args->cpages = 0;
 	args->npages = nr;
 
-	if (mdev_collect(args))
+	if (mdev_collect(args)) {
 		args->cpages = mdev_prepare(args->src, nr, args->fault_page,
 					    args->dst);
-	/* dst[] held the walk's MDEV_DST_READY marks. */
-	memset(args->dst, 0, sizeof(*args->dst) * nr);
+		/* dst[] held the walk's MDEV_DST_UNREADY marks. */
+		memset(args->dst, 0, sizeof(*args->dst) * nr);
+	}
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -1129,18 +1132,19 @@ static void mdev_remap_local(struct migrate_vma *migrate, bool to_lru)
 			continue;
 		}
 		for (ptep = first; addr < end; addr += PAGE_SIZE, ptep++, i++) {
-			struct page *page = migrate_pfn_to_page(src[i]);
-			struct page *newpage = migrate_pfn_to_page(dst[i]);
+			unsigned long mpfn = src[i];
+			struct page *newpage;
 
-			if (!(src[i] & MDEV_PFN_LOCAL))
+			if (!(mpfn & MDEV_PFN_LOCAL))
 				continue;
-			if (!(src[i] & MIGRATE_PFN_MIGRATE) || !newpage)
-				newpage = page;
+			newpage = migrate_pfn_to_page(dst[i]);
+			if (!(mpfn & MIGRATE_PFN_MIGRATE) || !newpage)
+				newpage = migrate_pfn_to_page(mpfn);
 			else if (to_lru && !is_zone_device_page(newpage))
 				mdev_lru_add(page_folio(newpage), &lru);
 			mdev_remap_pte(vma, addr, ptep, newpage,
-				       page_to_pfn(page));
-			src[i] &= ~(MDEV_PFN_LOCAL | MDEV_PFN_UNMAPPED);
+				       mpfn >> MIGRATE_PFN_SHIFT);
+			src[i] = mpfn & ~(MDEV_PFN_LOCAL | MDEV_PFN_UNMAPPED);
 		}
 		mdev_lru_unlock(&lru);
 		if (vma->vm_flags & VM_LOCKED)
