@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make patches: the series as git format-patch files under build/patches/,
-# with a cover letter from series/0000-cover-letter.txt when it exists.
+# with a cover letter from series/cover-letter.txt when it exists.
 source "$(dirname "$0")/lib.sh"
 
 "$TOP/scripts/tree.sh"
