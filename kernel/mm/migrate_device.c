@@ -1097,6 +1097,13 @@ static void mdev_lru_add(struct folio *folio, struct mdev_lru *lru)
 		folio_add_lru(folio);
 		return;
 	}
+	/*
+	 * Like folio_add_lru(): with MGLRU, a page coming back on a fault
+	 * (migrate_to_ram()) joins the youngest generation.
+	 */
+	if (lru_gen_enabled() && lru_gen_in_fault() &&
+	    !(current->flags & PF_MEMALLOC))
+		folio_set_active(folio);
 	lruvec_add_folio(mdev_lru_lock(lru, folio), folio);
 	folio_set_lru(folio);
 }
